@@ -1,0 +1,76 @@
+# isola — build front door. `make` builds, `make demo` runs the demo,
+# `make check` runs every test, `make bench` the benchmarks.
+CC       ?= cc
+BUILD    ?= build
+WERROR   ?= $(if $(CI),-Werror,)
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wvla \
+            -Wimplicit-fallthrough -Wno-unused-parameter -Wno-sign-compare $(WERROR)
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -fno-strict-aliasing
+LIBS     := -ljansson -lseccomp -lcap
+# isola-oci is linked statically: no dynamic loader work on every start.
+STATIC   ?= -static
+
+LIB_SRC  := $(wildcard src/util/*.c src/spec/*.c src/sandbox/*.c src/runtime/*.c)
+OCI_SRC  := $(wildcard src/cmd/isola-oci/*.c)
+UNIT_SRC := $(wildcard tests/unit/test-*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+OCI_OBJ  := $(OCI_SRC:%.c=$(BUILD)/obj/%.o)
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+
+all: $(BUILD)/isola-oci $(BUILD)/rootfs/.stamp
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libisola.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/isola-oci: $(OCI_OBJ) $(BUILD)/libisola.a
+	$(CC) $(CFLAGS) $(STATIC) -o $@ $(OCI_OBJ) $(BUILD)/libisola.a $(LIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libisola.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola.a $(LIBS)
+
+$(BUILD)/rootfs/.stamp: scripts/mkrootfs.sh
+	scripts/mkrootfs.sh $(BUILD)/rootfs
+	@touch $@
+
+demo: deps all
+	@scripts/demo.sh $(BUILD)
+
+unit: $(UNITS)
+	@pass=0; fail=0; for t in $(UNITS); do \
+	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAIL $$t"; fi; done; \
+	  echo "unit programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+integration: all
+	ISOLA_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+# AddressSanitizer + UndefinedBehaviorSanitizer pass: unit tests and one
+# integration pass against the sanitized runtime.
+asan:
+	$(MAKE) BUILD=build-asan STATIC= WERROR=$(WERROR) \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  all unit integration PYTEST_ARGS="$(PYTEST_ARGS)"
+
+check: deps all
+	$(MAKE) unit
+	$(MAKE) integration
+	ASAN_OPTIONS=halt_on_error=1:detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(MAKE) asan
+
+bench: deps all
+	bench/run.sh $(abspath $(BUILD))
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all deps demo unit integration asan check bench clean
+-include $(LIB_OBJ:.o=.d) $(OCI_OBJ:.o=.d)
