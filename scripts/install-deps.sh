@@ -1,0 +1,62 @@
+#!/bin/bash
+# Installs the Debian packages that building, the demo, the tests and the
+# benchmarks need. Idempotent: when everything is present it only asks dpkg
+# and exits quietly. Run as root (`make deps` calls it); as another user it
+# lists what is missing and exits 1.
+set -euo pipefail
+
+# One entry per package, with the reason it is here. Add new ones the same way.
+PACKAGES=(
+	build-essential  # cc, make, ar: building libisola.a, isola-oci, unit tests
+	pkg-config       # locating library flags
+	libjansson-dev   # JSON parsing/writing of config.json and state.json
+	libseccomp-dev   # compiling linux.seccomp filters
+	libcap-dev       # capability sets (process.capabilities)
+	busybox-static   # scripts/mkrootfs.sh builds the built-in busybox image from /bin/busybox
+	python3          # /usr/bin/python3 runs the demo's JSON edit and the integration tests
+	python3-pytest   # integration test runner (tests/integration)
+	iproute2         # `ip` for network namespace tests and the demo
+	util-linux       # unshare, nsenter, mount: namespace tests
+	procps           # ps, pgrep: checking that no process is left behind
+	hyperfine        # benchmarks (bench/run.sh)
+	runc             # benchmark baseline, and reference runtime for the integration tests
+	crun             # benchmark baseline
+)
+
+missing=()
+# dpkg-query prints one line per known package; unknown ones only go to stderr.
+declare -A state=()
+while read -r name abbrev; do
+	state[$name]=$abbrev
+done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+for p in "${PACKAGES[@]}"; do
+	[[ "${state[$p]:-}" == ii* ]] || missing+=("$p")
+done
+
+((${#missing[@]} == 0)) && exit 0
+
+if ((EUID != 0)); then
+	echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+	echo "install-deps: run as root: scripts/install-deps.sh (or make deps)" >&2
+	exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+	apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# Refresh the package lists first only when they are absent or older than a day;
+# otherwise try with what we have and refresh once if that fails.
+lists_fresh() {
+	local newest
+	newest=$(find /var/lib/apt/lists -maxdepth 1 -type f -name '*Packages*' -mmin -1440 2>/dev/null | head -n 1)
+	[[ -n "$newest" ]]
+}
+if lists_fresh; then
+	apt_install || { apt-get update && apt_install; }
+else
+	apt-get update
+	apt_install
+fi
