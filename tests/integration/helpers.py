@@ -316,3 +316,13 @@ class ConsoleListener:
             except OSError:
                 pass
             self.master = None
+
+
+def hook(path, *args, env=None, timeout=None):
+    """One hook entry for config["hooks"][<name>] (args[0] is the path)."""
+    h = {"path": str(path), "args": [str(path), *map(str, args)]}
+    if env is not None:
+        h["env"] = list(env)
+    if timeout is not None:
+        h["timeout"] = timeout
+    return h
