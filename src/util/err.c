@@ -18,13 +18,21 @@ int err_set(int errnum, const char *fmt, ...)
 
 int err_wrap(int r, const char *fmt, ...)
 {
-	char prefix[1024], old[sizeof errbuf];
+	char old[sizeof errbuf];
+	size_t oldlen = strnlen(errbuf, sizeof errbuf - 1);
+	memcpy(old, errbuf, oldlen);
+	old[oldlen] = '\0';
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof prefix, fmt, ap);
+	int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
 	va_end(ap);
-	memcpy(old, errbuf, sizeof old);
-	snprintf(errbuf, sizeof errbuf, "%s: %s", prefix, old);
+	if (n >= 0 && (size_t)n + 2 < sizeof errbuf) {
+		size_t room = sizeof errbuf - (size_t)n - 3;
+		size_t k = oldlen < room ? oldlen : room;
+		memcpy(errbuf + n, ": ", 2);
+		memcpy(errbuf + n + 2, old, k);
+		errbuf[n + 2 + k] = '\0';
+	}
 	return r;
 }
 

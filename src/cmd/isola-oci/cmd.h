@@ -1,0 +1,18 @@
+/* Shared between the isola-oci command files. */
+#pragma once
+#include <stdbool.h>
+#include "runtime/container.h"
+
+struct globals {
+	const char *root, *log, *log_format;
+	bool debug;
+};
+extern struct globals g;
+
+int fail_cmd(int r);
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void debugf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int parse_signal(const char *s);
+/* `run`: create + start, then (unless detached) wait, forwarding signals and
+ * the terminal, delete, and exit with the container's status. */
+int run_container(struct create_opts *o, bool detach);

@@ -1,0 +1,149 @@
+/* isola-oci run: create + start, then wait in the foreground. */
+#include "cmd.h"
+#include "sandbox/console.h"
+#include "util/err.h"
+#include "util/cleanup.h"
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+static int status_to_exit(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return 255;
+}
+
+/* Copy what is readable from one fd to another; false at end of input. */
+static bool pump(int from, int to)
+{
+	char buf[16384];
+	ssize_t n = read(from, buf, sizeof buf);
+	if (n <= 0)
+		return n < 0 && (errno == EINTR || errno == EAGAIN);
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(to, buf + off, (size_t)(n - off));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		off += w;
+	}
+	return true;
+}
+
+int run_container(struct create_opts *o, bool detach)
+{
+	int r;
+	int csock[2] = { -1, -1 };
+	struct termios saved;
+	bool raw = false;
+	/* In the foreground we own the terminal: make a console socket pair. */
+	if (!detach && !o->console_socket) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, csock) < 0)
+			return fail_cmd(err_set(errno, "socketpair"));
+		o->console_fd = csock[1];
+	}
+	/* A grandchild init (joined pid namespace) must still be ours to reap. */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	sigset_t mask, old;
+	sigfillset(&mask);
+	sigdelset(&mask, SIGSEGV);
+	sigdelset(&mask, SIGBUS);
+	sigdelset(&mask, SIGILL);
+	sigdelset(&mask, SIGFPE);
+	if (!detach)
+		sigprocmask(SIG_BLOCK, &mask, &old);
+	pid_t pid;
+	r = container_create(o, &pid);
+	if (csock[1] >= 0) {
+		close(csock[1]);
+		o->console_fd = -1;
+	}
+	if (r < 0) {
+		if (csock[0] >= 0)
+			close(csock[0]);
+		return fail_cmd(r);
+	}
+	int master = -1;
+	if (csock[0] >= 0) {
+		/* The init sent a pty master only if process.terminal is set. */
+		struct pollfd p = { csock[0], POLLIN, 0 };
+		if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
+			(void)recv_fd(csock[0], &master);
+		close(csock[0]);
+	}
+	if ((r = container_start(g.root, o->id)) < 0) {
+		fail_cmd(r);
+		(void)container_delete(g.root, o->id, true);
+		return 1;
+	}
+	if (detach)
+		return 0;
+
+	if (master >= 0 && isatty(0) && tcgetattr(0, &saved) == 0) {
+		struct termios t = saved;
+		cfmakeraw(&t);
+		raw = tcsetattr(0, TCSANOW, &t) == 0;
+		struct winsize ws;
+		if (ioctl(0, TIOCGWINSZ, &ws) == 0)
+			(void)ioctl(master, TIOCSWINSZ, &ws);
+	}
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	int status = 0;
+	bool in_open = master >= 0;
+	for (;;) {
+		struct pollfd p[3] = { { sfd, POLLIN, 0 }, { master, POLLIN, 0 }, { in_open ? 0 : -1, POLLIN, 0 } };
+		if (poll(p, master >= 0 ? 3 : 1, -1) < 0 && errno != EINTR)
+			break;
+		if (master >= 0 && (p[1].revents & (POLLIN | POLLHUP))) {
+			if (!pump(master, 1)) {
+				close(master);
+				master = -1;
+			}
+		}
+		if (in_open && (p[2].revents & (POLLIN | POLLHUP)) && !pump(0, master))
+			in_open = false;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof si) != sizeof si)
+			continue;
+		if (si.ssi_signo == SIGCHLD) {
+			int st;
+			pid_t w;
+			bool done = false;
+			while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+				if (w == pid) {
+					status = st;
+					done = true;
+				}
+			if (done)
+				break;
+		} else if (si.ssi_signo == SIGWINCH && master >= 0) {
+			struct winsize ws;
+			if (ioctl(0, TIOCGWINSZ, &ws) == 0)
+				(void)ioctl(master, TIOCSWINSZ, &ws);
+		} else {
+			(void)kill(pid, (int)si.ssi_signo);
+		}
+	}
+	while (master >= 0 && pump(master, 1))
+		;
+	if (raw)
+		tcsetattr(0, TCSANOW, &saved);
+	if (container_delete(g.root, o->id, true) < 0)
+		fail_cmd(-1);
+	return status_to_exit(status);
+}

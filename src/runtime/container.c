@@ -1,0 +1,939 @@
+/* The OCI container lifecycle on the runtime side: state directory, create
+ * (clone + handshake with the init), start, state, kill, delete, list. */
+#include "container.h"
+#include "internal.h"
+#include "sync.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/hooks.h"
+#include "sandbox/seccomp.h"
+#include "sandbox/selfexe.h"
+#include "util/err.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <linux/nsfs.h>
+#include <linux/sched.h>
+
+const char *const container_status_names[] = { "creating", "created", "running", "paused", "stopped" };
+
+#define STATE_FILE "state.json"
+#define FIFO_FILE "exec.fifo"
+#define CONFIG_COPY "config.json"
+
+/* ---- state file ---------------------------------------------------- */
+
+static unsigned long long proc_starttime(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* Field 22 (starttime); p points at the end of field 2. */
+	int field = 2;
+	for (p++; *p && field < 21; p++)
+		if (*p == ' ')
+			field++;
+	return strtoull(p, NULL, 10);
+}
+
+static json_t *annotations_obj(const oci_spec *s)
+{
+	json_t *a = json_object();
+	for (size_t i = 0; s && i < s->n_annotations; i++)
+		json_object_set_new(a, s->annotations[i].key, json_string(s->annotations[i].value));
+	return a;
+}
+
+char *state_json_for_hooks(const char *id, const char *status, int pid, const char *bundle, const oci_spec *s)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:o}", "ociVersion", ISOLA_OCI_VERSION, "id", id,
+			      "status", status, "pid", pid, "bundle", bundle, "annotations", annotations_obj(s));
+	char *out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return out;
+}
+
+static int write_state(int dirfd, const char *id, const char *status, pid_t pid, unsigned long long starttime,
+		       const char *bundle, const char *rootfs, const char *created, const char *cgpath,
+		       const oci_spec *s)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:o}",
+			      "ociVersion", ISOLA_OCI_VERSION, "id", id, "status", status, "pid", (int)pid,
+			      "starttime", (json_int_t)starttime, "bundle", bundle, "rootfs", rootfs,
+			      "created", created, "owner", "", "cgroup", cgpath ? cgpath : "",
+			      "annotations", annotations_obj(s));
+	if (!o)
+		return err_set(ENOMEM, "build state");
+	_cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		return err_set(ENOMEM, "build state");
+	return write_file_atomic_at(dirfd, STATE_FILE, text, strlen(text), 0600);
+}
+
+static int valid_id(const char *id)
+{
+	if (!id || !*id)
+		return err_set(0, "container id must not be empty");
+	if (strlen(id) > 200 || strchr(id, '/') || !strcmp(id, ".") || !strcmp(id, ".."))
+		return err_set(0, "invalid container id \"%s\"", id);
+	return 0;
+}
+
+static int open_state_dir(const char *root, const char *id)
+{
+	int r = valid_id(id);
+	if (r < 0)
+		return r;
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", root, id);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? err_set(ENOENT, "container \"%s\" does not exist", id)
+				       : err_set(errno, "open state directory '%s'", path);
+	return fd;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	return v ? v : "";
+}
+
+static int load_at(int dirfd, const char *id, container_state *st)
+{
+	memset(st, 0, sizeof *st);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r = read_file_at(dirfd, STATE_FILE, &text, &len);
+	if (r < 0) {
+		/* A create killed before its first state write: only the directory. */
+		st->id = strdup(id);
+		st->status = ST_STOPPED;
+		st->bundle = strdup("");
+		st->rootfs = strdup("");
+		st->created = strdup("");
+		st->owner = strdup("");
+		st->cgroup = strdup("");
+		st->annotations_json = strdup("{}");
+		return r == -ENOENT ? 0 : r;
+	}
+	json_error_t je;
+	json_t *o = json_loadb(text, len, 0, &je);
+	if (!o)
+		return err_set(0, "state of \"%s\" is corrupt: %s", id, je.text);
+	st->id = strdup(jstr(o, "id"));
+	st->bundle = strdup(jstr(o, "bundle"));
+	st->rootfs = strdup(jstr(o, "rootfs"));
+	st->created = strdup(jstr(o, "created"));
+	st->owner = strdup(jstr(o, "owner"));
+	st->cgroup = strdup(jstr(o, "cgroup"));
+	st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
+	st->starttime = (unsigned long long)json_integer_value(json_object_get(o, "starttime"));
+	st->annotations_json = json_dumps(json_object_get(o, "annotations"), JSON_COMPACT | JSON_ENCODE_ANY);
+	const char *stored = jstr(o, "status");
+	json_decref(o);
+
+	bool alive = st->pid > 0 && proc_starttime(st->pid) == st->starttime && st->starttime != 0;
+	if (alive) {
+		char state = 0, path[64], buf[512];
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)st->pid);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+		if (n > 0) {
+			buf[n] = '\0';
+			char *p = strrchr(buf, ')');
+			if (p && p[1])
+				state = p[2];
+		}
+		if (state == 'Z' || state == 'X')
+			alive = false;
+	}
+	if (!alive)
+		st->status = ST_STOPPED;
+	else if (!strcmp(stored, "creating"))
+		st->status = ST_CREATING;
+	else if (faccessat(dirfd, FIFO_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		st->status = ST_CREATED;
+	else
+		st->status = ST_RUNNING;
+	if (st->status == ST_RUNNING && st->cgroup[0]) {
+		cgroup *cg = NULL;
+		if (cgroup_open(st->cgroup, &cg) == 0) {
+			if (cgroup_is_frozen(cg))
+				st->status = ST_PAUSED;
+			cgroup_free(cg);
+		}
+	}
+	if (read_file_at(dirfd, CONFIG_COPY, &st->config_copy, NULL) < 0)
+		st->config_copy = NULL;
+	err_clear();
+	return 0;
+}
+
+int container_load(const char *root, const char *id, container_state *ret)
+{
+	_cleanup_close_ int dfd = open_state_dir(root, id);
+	if (dfd < 0)
+		return dfd;
+	return load_at(dfd, id, ret);
+}
+
+void container_state_clear(container_state *st)
+{
+	free(st->id);
+	free(st->bundle);
+	free(st->rootfs);
+	free(st->created);
+	free(st->owner);
+	free(st->cgroup);
+	free(st->annotations_json);
+	free(st->config_copy);
+	memset(st, 0, sizeof *st);
+}
+
+char *container_state_json(const container_state *st)
+{
+	json_t *ann = json_loads(st->annotations_json ? st->annotations_json : "{}", 0, NULL);
+	if (!json_is_object(ann)) {
+		json_decref(ann);
+		ann = json_object();
+	}
+	json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:o}", "ociVersion", ISOLA_OCI_VERSION,
+			      "id", st->id, "pid", st->status == ST_STOPPED ? 0 : (int)st->pid,
+			      "status", container_status_names[st->status], "bundle", st->bundle,
+			      "rootfs", st->rootfs, "created", st->created, "owner", st->owner, "annotations", ann);
+	char *out = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	return out;
+}
+
+/* ---- create -------------------------------------------------------- */
+
+static void now_rfc3339(char *buf, size_t n)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
+}
+
+static int write_idmap(pid_t pid, const char *file, const spec_idmap *m, size_t n)
+{
+	char buf[4096], path[64];
+	size_t len = 0;
+	for (size_t i = 0; i < n && len < sizeof buf - 64; i++)
+		len += (size_t)snprintf(buf + len, sizeof buf - len, "%u %u %u\n", m[i].container_id, m[i].host_id, m[i].size);
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+		return err_set(errno, "linux.%s: write %s", !strcmp(file, "uid_map") ? "uidMappings" : "gidMappings", path);
+	return 0;
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof sa.sun_path)
+		return err_set(ENAMETOOLONG, "socket path '%s'", path);
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		close(fd);
+		return err_set(e, "connect to '%s'", path);
+	}
+	return fd;
+}
+
+/* Everything the cloned child needs before it re-executes as the init. */
+struct child_args {
+	const oci_spec *s;
+	int sync, exe_fd, fifo_fd, console_fd;
+	int ns_fds[NS__MAX];
+	int unshare_flags;  /* namespaces the child still has to create itself */
+	bool slow;          /* joins namespaces or must fork again for a pid namespace */
+	bool userns_new;
+};
+
+static int child_wait_go(int sync)
+{
+	struct sync_msg m;
+	int r = sync_recv(sync, &m);
+	if (r < 0 || m.type != SYNC_MAPPED)
+		return -1;
+	sync_msg_clear(&m);
+	return 0;
+}
+
+/* Runs in the cloned child, still the runtime's image; ends in execveat of
+ * the protected runtime binary as `isola-oci init`. Errors go to the
+ * runtime over the sync socket. */
+static __attribute__((noreturn)) void child_main(struct child_args *a)
+{
+	const oci_spec *s = a->s;
+	int r = 0;
+	if (a->slow) {
+		if (a->ns_fds[NS_USER] >= 0 && setns(a->ns_fds[NS_USER], CLONE_NEWUSER) < 0) {
+			r = err_set(errno, "linux.namespaces: join user namespace '%s'", s->linux.ns[NS_USER].path);
+			goto fail;
+		}
+		for (int t = 0; t < NS__MAX; t++)
+			if (t != NS_USER && a->ns_fds[t] >= 0 && setns(a->ns_fds[t], spec_ns_clone_flags[t]) < 0) {
+				r = err_set(errno, "linux.namespaces: join %s namespace '%s'", spec_ns_names[t], s->linux.ns[t].path);
+				goto fail;
+			}
+		if (a->userns_new) {
+			if (unshare(CLONE_NEWUSER) < 0) {
+				r = err_set(errno, "unshare user namespace");
+				goto fail;
+			}
+			if (sync_send(a->sync, SYNC_NEED_MAP, NULL, 0, -1) < 0 || child_wait_go(a->sync) < 0)
+				_exit(1);
+		}
+		if (a->unshare_flags && unshare(a->unshare_flags) < 0) {
+			r = err_set(errno, "unshare namespaces 0x%x", a->unshare_flags);
+			goto fail;
+		}
+		if (!a->userns_new && child_wait_go(a->sync) < 0)
+			_exit(1);
+		if (s->linux.ns[NS_PID].present) {
+			/* A new or joined pid namespace applies to children only. */
+			pid_t pid = fork();
+			if (pid < 0) {
+				r = err_set(errno, "fork into the pid namespace");
+				goto fail;
+			}
+			if (pid > 0) {
+				int32_t p = pid;
+				(void)sync_send(a->sync, SYNC_PID, &p, sizeof p, -1);
+				_exit(0);
+			}
+		}
+	} else if (child_wait_go(a->sync) < 0) {
+		_exit(1);
+	}
+	if (s->linux.ns[NS_USER].present && setresgid(0, 0, 0) == 0)
+		(void)setresuid(0, 0, 0);
+	if (s->linux.ns[NS_CGROUP].present && !s->linux.ns[NS_CGROUP].path && unshare(CLONE_NEWCGROUP) < 0) {
+		r = err_set(errno, "unshare cgroup namespace");
+		goto fail;
+	}
+	if (s->linux.ns[NS_TIME].present && !s->linux.ns[NS_TIME].path &&
+	    (s->linux.time_offsets[0].has || s->linux.time_offsets[1].has)) {
+		if (unshare(CLONE_NEWTIME) < 0) {
+			r = err_set(errno, "unshare time namespace");
+			goto fail;
+		}
+		char buf[128];
+		int n = 0;
+		static const char *const clk[2] = { "monotonic", "boottime" };
+		for (int i = 0; i < 2; i++)
+			if (s->linux.time_offsets[i].has)
+				n += snprintf(buf + n, sizeof buf - n, "%s %lld %u\n", clk[i],
+					      (long long)s->linux.time_offsets[i].secs, s->linux.time_offsets[i].nanosecs);
+		if ((r = write_file_at(AT_FDCWD, "/proc/self/timens_offsets", buf, (size_t)n)) < 0) {
+			err_wrap(r, "linux.timeOffsets");
+			goto fail;
+		}
+	}
+	int keep[] = { a->sync, a->fifo_fd, a->console_fd };
+	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+		if (keep[i] >= 0)
+			(void)fcntl(keep[i], F_SETFD, 0);
+	char fdstr[16];
+	snprintf(fdstr, sizeof fdstr, "%d", a->sync);
+	char *argv[] = { "isola-oci", "init", fdstr, NULL };
+	char *envp[] = { NULL };
+	syscall(SYS_execveat, a->exe_fd, "", argv, envp, AT_EMPTY_PATH);
+	r = err_set(errno, "re-exec the runtime as container init");
+fail:
+	sync_send_error(a->sync);
+	_exit(1);
+}
+
+static pid_t clone_child(struct child_args *a, int clone_flags)
+{
+	struct clone_args ca = { .flags = (uint64_t)clone_flags, .exit_signal = SIGCHLD };
+	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		child_main(a);
+	return pid < 0 ? -errno : pid;
+}
+
+struct create_ctx {
+	int statefd;
+	bool dir_made;
+	char dirpath[PATH_MAX];
+	cgroup *cg;
+	pid_t child, init;
+};
+
+static void create_revert(struct create_ctx *c)
+{
+	if (c->init > 0) {
+		kill(c->init, SIGKILL);
+		if (c->init != c->child)
+			(void)0; /* grandchild: reaped by the subreaper */
+	}
+	if (c->child > 0) {
+		kill(c->child, SIGKILL);
+		waitpid(c->child, NULL, 0);
+	}
+	if (c->cg) {
+		/* Processes die asynchronously: wait for the cgroup to empty. */
+		for (int i = 0; i < 200 && !cgroup_is_empty(c->cg); i++) {
+			cgroup_kill_all(c->cg, SIGKILL);
+			usleep(5000);
+		}
+		(void)cgroup_destroy(c->cg);
+		cgroup_free(c->cg);
+		c->cg = NULL;
+	}
+	if (c->dir_made) {
+		_cleanup_free_ char *parent = strdup(c->dirpath);
+		char *slash = parent ? strrchr(parent, '/') : NULL;
+		if (slash) {
+			*slash = '\0';
+			_cleanup_close_ int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (pfd >= 0)
+				(void)rm_rf_at(pfd, slash + 1);
+		}
+	}
+}
+
+static int validate_for_runtime(const oci_spec *s)
+{
+	if (!s->process.present)
+		return err_set(0, "config.json: process: required by create");
+	if (s->linux.intel_rdt)
+		return err_set(EOPNOTSUPP, "config.json: linux.intelRdt: Intel RDT is not supported by isola-oci");
+	if (s->process.apparmor_profile) {
+		char *en = NULL;
+		bool on = read_file_at(AT_FDCWD, "/sys/module/apparmor/parameters/enabled", &en, NULL) == 0 && en[0] == 'Y';
+		free(en);
+		err_clear();
+		if (!on)
+			return err_set(EOPNOTSUPP, "config.json: process.apparmorProfile: AppArmor is not enabled on this host");
+		return err_set(EOPNOTSUPP, "config.json: process.apparmorProfile: AppArmor profiles are not supported yet");
+	}
+	if ((s->hostname || s->domainname) && !s->linux.ns[NS_UTS].present)
+		return err_set(0, "config.json: hostname: setting the hostname needs a new uts namespace");
+	if ((s->linux.n_uid_mappings || s->linux.n_gid_mappings) && !s->linux.ns[NS_USER].present)
+		return err_set(0, "config.json: linux.uidMappings: id mappings need a user namespace");
+	if (s->linux.ns[NS_USER].present && !s->linux.ns[NS_USER].path && (!s->linux.n_uid_mappings || !s->linux.n_gid_mappings))
+		return err_set(0, "config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings");
+	if ((s->linux.time_offsets[0].has || s->linux.time_offsets[1].has) &&
+	    (!s->linux.ns[NS_TIME].present || s->linux.ns[NS_TIME].path))
+		return err_set(0, "config.json: linux.timeOffsets: needs a new time namespace");
+	for (size_t i = 0; i < s->linux.n_sysctl; i++) {
+		const char *k = s->linux.sysctl[i].key;
+		bool ipc = !strncmp(k, "kernel.msg", 10) || !strncmp(k, "kernel.sem", 10) ||
+			   !strncmp(k, "kernel.shm", 10) || !strncmp(k, "fs.mqueue.", 10);
+		bool net = !strncmp(k, "net.", 4);
+		bool uts = !strcmp(k, "kernel.hostname") || !strcmp(k, "kernel.domainname");
+		if ((ipc && !s->linux.ns[NS_IPC].present) || (net && !s->linux.ns[NS_NETWORK].present) ||
+		    (uts && !s->linux.ns[NS_UTS].present) || (!ipc && !net && !uts))
+			return err_set(0, "config.json: linux.sysctl: \"%s\" is not namespaced by the container's namespaces", k);
+	}
+	return 0;
+}
+
+static int open_ns_paths(const oci_spec *s, int fds[NS__MAX])
+{
+	for (int t = 0; t < NS__MAX; t++) {
+		fds[t] = -1;
+		if (!s->linux.ns[t].present || !s->linux.ns[t].path)
+			continue;
+		fds[t] = open(s->linux.ns[t].path, O_RDONLY | O_CLOEXEC);
+		if (fds[t] < 0)
+			return err_set(errno, "config.json: linux.namespaces: %s namespace path '%s'", spec_ns_names[t], s->linux.ns[t].path);
+		int type = ioctl(fds[t], NS_GET_NSTYPE);
+		if (type >= 0 && type != spec_ns_clone_flags[t])
+			return err_set(0, "config.json: linux.namespaces: '%s' is not a %s namespace", s->linux.ns[t].path, spec_ns_names[t]);
+	}
+	return 0;
+}
+
+static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct create_ctx *c,
+		     const char *raw, size_t rawlen, const struct create_opts *o)
+{
+	int r;
+	struct sync_msg m;
+	if (ca->slow) {
+		if (ca->userns_new) {
+			if ((r = sync_expect(sync, SYNC_NEED_MAP, &m)) < 0)
+				return r;
+			sync_msg_clear(&m);
+		}
+	}
+	if (ca->userns_new) {
+		if ((r = write_idmap(c->child, "uid_map", s->linux.uid_mappings, s->linux.n_uid_mappings)) < 0 ||
+		    (r = write_idmap(c->child, "gid_map", s->linux.gid_mappings, s->linux.n_gid_mappings)) < 0)
+			return r;
+	}
+	if ((r = cgroup_enter(c->cg, c->child)) < 0)
+		return err_wrap(r, "linux.cgroupsPath");
+	if ((r = sync_send(sync, SYNC_MAPPED, NULL, 0, -1)) < 0)
+		return err_set(-r, "start the container init");
+	c->init = c->child;
+	if (ca->slow && s->linux.ns[NS_PID].present) {
+		if ((r = sync_expect(sync, SYNC_PID, &m)) < 0)
+			return r;
+		int32_t p;
+		memcpy(&p, m.data, sizeof p);
+		sync_msg_clear(&m);
+		c->init = p;
+		waitpid(c->child, NULL, 0);
+		c->child = 0;
+	}
+	if (s->process.oom_score_adj.has) {
+		char path[64], val[32];
+		snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)c->init);
+		snprintf(val, sizeof val, "%lld", (long long)s->process.oom_score_adj.v);
+		if ((r = write_str(path, val)) < 0)
+			return err_wrap(r, "process.oomScoreAdj");
+	}
+	struct init_opts io = { 0 };
+	io.flags = (o->no_pivot ? INIT_NO_PIVOT : 0) |
+		   (s->hooks[HOOK_PRESTART].n || s->hooks[HOOK_CREATE_RUNTIME].n ? INIT_WANT_HOOKS : 0) |
+		   (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
+		   (s->linux.ns[NS_CGROUP].present ? INIT_CGROUPNS : 0) |
+		   (s->linux.seccomp.present ? INIT_SECCOMP : 0);
+	io.fifo_fd = ca->fifo_fd;
+	io.console_fd = ca->console_fd;
+	io.preserve_fds = o->preserve_fds;
+	io.host_pid = c->init;
+	snprintf(io.id, sizeof io.id, "%s", o->id);
+	snprintf(io.bundle, sizeof io.bundle, "%s", s->bundle);
+	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
+	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
+		return err_set(-r, "send the configuration to the container init");
+	if (s->linux.seccomp.present) {
+		/* Compiled here while the init builds the rootfs. */
+		seccomp_prog prog = { 0 };
+		_cleanup_free_ void *blob = NULL;
+		size_t bloblen = 0;
+		r = seccomp_compile(&s->linux.seccomp, &prog);
+		if (r == 0)
+			r = seccomp_prog_to_blob(&prog, &blob, &bloblen);
+		seccomp_prog_free(&prog);
+		if (r < 0)
+			return r;
+		if ((r = sync_send(sync, SYNC_SECCOMP, blob, bloblen, -1)) < 0)
+			return err_set(-r, "send the seccomp filter to the container init");
+	}
+	for (;;) {
+		r = sync_recv(sync, &m);
+		if (r < 0)
+			return r == -EPIPE ? err_set(0, "container init exited during create") : err_set(-r, "read from container init");
+		switch (m.type) {
+		case SYNC_HOOKS: {
+			_cleanup_free_ char *st = state_json_for_hooks(o->id, "creating", c->init, s->bundle, s);
+			r = hooks_run(s, HOOK_PRESTART, st);
+			if (r == 0)
+				r = hooks_run(s, HOOK_CREATE_RUNTIME, st);
+			sync_msg_clear(&m);
+			if (r < 0)
+				return r;
+			if ((r = sync_send(sync, SYNC_HOOKS_DONE, NULL, 0, -1)) < 0)
+				return err_set(-r, "resume the container init");
+			break;
+		}
+		case SYNC_LISTENER: {
+			_cleanup_free_ char *st = NULL;
+			json_t *js = json_pack("{s:s, s:[s], s:i, s:s, s:o}", "ociVersion", ISOLA_OCI_VERSION, "fds", "seccompFd",
+					       "pid", (int)c->init, "metadata", s->linux.seccomp.listener_metadata ? s->linux.seccomp.listener_metadata : "",
+					       "state", json_loads(state_json_for_hooks(o->id, "creating", c->init, s->bundle, s), 0, NULL));
+			st = json_dumps(js, JSON_COMPACT);
+			json_decref(js);
+			r = s->linux.seccomp.listener_path && m.fd >= 0
+				? seccomp_send_listener(s->linux.seccomp.listener_path, st, m.fd)
+				: err_set(0, "linux.seccomp.listenerPath: required for SCMP_ACT_NOTIFY");
+			sync_msg_clear(&m);
+			if (r < 0)
+				return r;
+			break;
+		}
+		case SYNC_READY:
+			sync_msg_clear(&m);
+			return 0;
+		case SYNC_ERROR:
+			err_set(0, "%s", (char *)m.data);
+			sync_msg_clear(&m);
+			return -EIO;
+		default:
+			sync_msg_clear(&m);
+			return err_set(EPROTO, "unexpected message from container init");
+		}
+	}
+}
+
+int container_create(const struct create_opts *o, pid_t *ret_pid)
+{
+	int r;
+	oci_spec *s = NULL;
+	_cleanup_free_ char *raw = NULL;
+	size_t rawlen = 0;
+	struct create_ctx c = { .statefd = -1 };
+	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .console_fd = o->console_fd };
+	int sp[2] = { -1, -1 };
+	for (int t = 0; t < NS__MAX; t++)
+		ca.ns_fds[t] = -1;
+
+	if ((r = valid_id(o->id)) < 0)
+		return r;
+	if ((r = spec_load_bundle(o->bundle ? o->bundle : ".", &s, &raw, &rawlen)) < 0)
+		return r;
+	ca.s = s;
+	if ((r = validate_for_runtime(s)) < 0 || (r = open_ns_paths(s, ca.ns_fds)) < 0)
+		goto out;
+	struct stat rst;
+	if (stat(s->root_path, &rst) < 0 || !S_ISDIR(rst.st_mode)) {
+		r = err_set(stat(s->root_path, &rst) < 0 ? errno : ENOTDIR, "config.json: root.path: '%s'", s->root_path);
+		goto out;
+	}
+	if (o->console_socket && ca.console_fd < 0 && (ca.console_fd = connect_unix(o->console_socket)) < 0) {
+		r = err_wrap(ca.console_fd, "--console-socket");
+		goto out;
+	}
+	if (s->process.terminal && ca.console_fd < 0) {
+		r = err_set(0, "process.terminal is true: --console-socket is required");
+		goto out;
+	}
+
+	/* The state directory: mkdir is the atomic "this id is ours". */
+	if ((r = mkdir_p(o->root, 0700)) < 0)
+		goto out;
+	snprintf(c.dirpath, sizeof c.dirpath, "%s/%s", o->root, o->id);
+	if (mkdir(c.dirpath, 0700) < 0) {
+		r = errno == EEXIST ? err_set(EEXIST, "container \"%s\" already exists", o->id)
+				    : err_set(errno, "create state directory '%s'", c.dirpath);
+		goto out;
+	}
+	c.dir_made = true;
+	if ((c.statefd = open(c.dirpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		r = err_set(errno, "open '%s'", c.dirpath);
+		goto out;
+	}
+	char created[64];
+	now_rfc3339(created, sizeof created);
+	if ((r = cgroup_create(s->linux.cgroups_path, o->id, &c.cg)) < 0) {
+		err_wrap(r, "linux.cgroupsPath");
+		goto out;
+	}
+	if ((r = cgroup_apply(c.cg, &s->linux.resources)) < 0)
+		goto out;
+	if ((r = write_state(c.statefd, o->id, "creating", 0, 0, s->bundle, s->root_path, created, cgroup_path(c.cg), s)) < 0)
+		goto out;
+	if (mkfifoat(c.statefd, FIFO_FILE, 0600) < 0) {
+		r = err_set(errno, "create exec fifo");
+		goto out;
+	}
+	if ((ca.fifo_fd = openat(c.statefd, FIFO_FILE, O_RDWR | O_CLOEXEC)) < 0) {
+		r = err_set(errno, "open exec fifo");
+		goto out;
+	}
+	if ((ca.exe_fd = selfexe_protected_fd()) < 0) {
+		r = ca.exe_fd;
+		goto out;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		r = err_set(errno, "socketpair");
+		goto out;
+	}
+	ca.sync = sp[1];
+
+	int flags = 0;
+	for (int t = 0; t < NS__MAX; t++) {
+		if (!s->linux.ns[t].present)
+			continue;
+		if (s->linux.ns[t].path)
+			ca.slow = true;
+		else if (t != NS_CGROUP && !(t == NS_TIME && (s->linux.time_offsets[0].has || s->linux.time_offsets[1].has)))
+			flags |= spec_ns_clone_flags[t];
+	}
+	ca.userns_new = s->linux.ns[NS_USER].present && !s->linux.ns[NS_USER].path;
+	if (ca.slow) {
+		ca.unshare_flags = flags & ~CLONE_NEWUSER;
+		flags = 0;
+	}
+	pid_t pid = clone_child(&ca, flags);
+	if (pid < 0) {
+		r = err_set(-pid, "clone the container init (namespaces 0x%x)", flags);
+		goto out;
+	}
+	c.child = pid;
+	close(sp[1]);
+	sp[1] = ca.sync = -1;
+	if ((r = handshake(sp[0], s, &ca, &c, raw, rawlen, o)) < 0)
+		goto out;
+	unsigned long long starttime = proc_starttime(c.init);
+	if (s->hooks[HOOK_POSTSTART].n || s->hooks[HOOK_POSTSTOP].n) {
+		if ((r = write_file_atomic_at(c.statefd, CONFIG_COPY, raw, rawlen, 0600)) < 0)
+			goto out;
+	}
+	if ((r = write_state(c.statefd, o->id, "created", c.init, starttime, s->bundle, s->root_path, created,
+			     cgroup_path(c.cg), s)) < 0)
+		goto out;
+	if (o->pid_file) {
+		char buf[32];
+		int n = snprintf(buf, sizeof buf, "%d", (int)c.init);
+		_cleanup_free_ char *dir = strdup(o->pid_file);
+		char *slash = dir ? strrchr(dir, '/') : NULL;
+		const char *name = slash ? slash + 1 : o->pid_file;
+		if (slash)
+			*slash = '\0';
+		_cleanup_close_ int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || (r = write_file_atomic_at(dfd, name, buf, (size_t)n, 0644)) < 0) {
+			r = dfd < 0 ? err_set(errno, "--pid-file '%s'", o->pid_file) : err_wrap(r, "--pid-file");
+			goto out;
+		}
+	}
+	*ret_pid = c.init;
+	c.child = 0; /* keep: the init lives on */
+	c.init = 0;
+	c.dir_made = false;
+	cgroup_free(c.cg);
+	c.cg = NULL;
+	r = 0;
+out:
+	if (r < 0)
+		create_revert(&c);
+	if (sp[0] >= 0)
+		close(sp[0]);
+	if (sp[1] >= 0)
+		close(sp[1]);
+	if (ca.fifo_fd >= 0)
+		close(ca.fifo_fd);
+	if (ca.exe_fd >= 0)
+		close(ca.exe_fd);
+	if (ca.console_fd >= 0 && ca.console_fd != o->console_fd)
+		close(ca.console_fd);
+	for (int t = 0; t < NS__MAX; t++)
+		if (ca.ns_fds[t] >= 0)
+			close(ca.ns_fds[t]);
+	if (c.statefd >= 0)
+		close(c.statefd);
+	spec_free(s);
+	return r;
+}
+
+/* ---- start / kill / delete ----------------------------------------- */
+
+static oci_spec *config_of(const container_state *st)
+{
+	oci_spec *s = NULL;
+	if (st->config_copy && spec_parse(st->config_copy, strlen(st->config_copy), "config.json", &s) < 0)
+		s = NULL;
+	return s;
+}
+
+int container_start(const char *root, const char *id)
+{
+	_cleanup_close_ int dfd = open_state_dir(root, id);
+	if (dfd < 0)
+		return dfd;
+	if (flock(dfd, LOCK_EX) < 0)
+		return err_set(errno, "lock container \"%s\"", id);
+	container_state st;
+	int r = load_at(dfd, id, &st);
+	if (r < 0)
+		return r;
+	if (st.status != ST_CREATED) {
+		r = err_set(0, "container \"%s\" is %s, not created: cannot start", id, container_status_names[st.status]);
+		container_state_clear(&st);
+		return r;
+	}
+	_cleanup_close_ int fifo = openat(dfd, FIFO_FILE, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fifo < 0) {
+		r = err_set(errno, "container \"%s\": open exec fifo", id);
+		container_state_clear(&st);
+		return r;
+	}
+	if (write(fifo, "0", 1) != 1) {
+		r = err_set(errno, "container \"%s\": write exec fifo", id);
+		container_state_clear(&st);
+		return r;
+	}
+	(void)unlinkat(dfd, FIFO_FILE, 0);
+	oci_spec *s = config_of(&st);
+	if (s && s->hooks[HOOK_POSTSTART].n) {
+		_cleanup_free_ char *js = state_json_for_hooks(id, "running", st.pid, st.bundle, s);
+		r = hooks_run(s, HOOK_POSTSTART, js);
+		if (r < 0) {
+			/* The spec: a failed poststart hook is logged, the container stays. */
+			fprintf(stderr, "isola-oci: warning: %s\n", err_msg());
+			r = 0;
+		}
+	}
+	spec_free(s);
+	container_state_clear(&st);
+	return r;
+}
+
+static int signal_init(const container_state *st, int sig)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, st->pid, 0);
+	if (pidfd < 0)
+		return err_set(errno, "container \"%s\" is not running", st->id);
+	/* The pid might have been reused between load and pidfd_open. */
+	if (proc_starttime(st->pid) != st->starttime) {
+		close(pidfd);
+		return err_set(ESRCH, "container \"%s\" is not running", st->id);
+	}
+	int r = (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+	int e = errno;
+	close(pidfd);
+	return r < 0 ? err_set(e, "signal container \"%s\"", st->id) : 0;
+}
+
+int container_kill(const char *root, const char *id, int sig, bool all)
+{
+	container_state st;
+	int r = container_load(root, id, &st);
+	if (r < 0)
+		return r;
+	if (st.status == ST_STOPPED && !all) {
+		r = err_set(0, "container \"%s\" is not running", id);
+	} else if (all && st.cgroup[0]) {
+		cgroup *cg = NULL;
+		if ((r = cgroup_open(st.cgroup, &cg)) == 0) {
+			r = cgroup_kill_all(cg, sig);
+			if (sig == SIGKILL || sig == SIGTERM)
+				(void)cgroup_freeze(cg, false);
+			cgroup_free(cg);
+		}
+	} else {
+		r = signal_init(&st, sig);
+	}
+	container_state_clear(&st);
+	return r;
+}
+
+static void wait_gone(pid_t pid, unsigned long long starttime)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0) {
+		if (proc_starttime(pid) == starttime) {
+			struct pollfd p = { pidfd, POLLIN, 0 };
+			(void)poll(&p, 1, 10000);
+		}
+		close(pidfd);
+	}
+}
+
+int container_delete(const char *root, const char *id, bool force)
+{
+	_cleanup_close_ int dfd = open_state_dir(root, id);
+	if (dfd < 0)
+		return dfd;
+	if (flock(dfd, LOCK_EX) < 0)
+		return err_set(errno, "lock container \"%s\"", id);
+	container_state st;
+	int r = load_at(dfd, id, &st);
+	if (r < 0)
+		return r;
+	if (st.status == ST_RUNNING || st.status == ST_PAUSED || (st.status == ST_CREATING && !force)) {
+		if (!force) {
+			r = err_set(0, "container \"%s\" is %s: stop it first or use --force", id, container_status_names[st.status]);
+			container_state_clear(&st);
+			return r;
+		}
+	}
+	cgroup *cg = NULL;
+	if (st.cgroup[0] && cgroup_open(st.cgroup, &cg) < 0)
+		cg = NULL;
+	if (st.status != ST_STOPPED) {
+		(void)signal_init(&st, SIGKILL);
+		if (cg)
+			(void)cgroup_freeze(cg, false);
+		wait_gone(st.pid, st.starttime);
+	}
+	if (cg) {
+		for (int i = 0; i < 400 && !cgroup_is_empty(cg); i++) {
+			cgroup_kill_all(cg, SIGKILL);
+			usleep(5000);
+		}
+		r = cgroup_destroy(cg);
+		cgroup_free(cg);
+		if (r < 0) {
+			container_state_clear(&st);
+			return err_wrap(r, "delete container \"%s\"", id);
+		}
+	}
+	oci_spec *s = config_of(&st);
+	if (s && s->hooks[HOOK_POSTSTOP].n) {
+		_cleanup_free_ char *js = state_json_for_hooks(id, "stopped", 0, st.bundle, s);
+		if (hooks_run(s, HOOK_POSTSTOP, js) < 0)
+			fprintf(stderr, "isola-oci: warning: %s\n", err_msg());
+	}
+	spec_free(s);
+	container_state_clear(&st);
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s", root);
+	_cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0 || rm_rf_at(rootfd, id) < 0)
+		return err_set(errno, "remove state of \"%s\"", id);
+	err_clear();
+	return 0;
+}
+
+static int cmpstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int container_list_ids(const char *root, char ***ret)
+{
+	size_t n = 0, cap = 16;
+	char **v = calloc(cap, sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	DIR *d = opendir(root);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.' || e->d_type != DT_DIR)
+				continue;
+			if (n + 2 > cap) {
+				char **nv = realloc(v, (cap *= 2) * sizeof *v);
+				if (!nv)
+					break;
+				v = nv;
+			}
+			v[n++] = strdup(e->d_name);
+		}
+		closedir(d);
+	}
+	v[n] = NULL;
+	qsort(v, n, sizeof *v, cmpstr);
+	*ret = v;
+	return 0;
+}

@@ -1,0 +1,236 @@
+/* The container init: runs inside the new namespaces after the runtime
+ * re-executed itself from a read-only handle (selfexe.c), builds the
+ * container's view, waits on the exec fifo and finally execs the user
+ * process. */
+#include "container.h"
+#include "internal.h"
+#include "sync.h"
+#include "sandbox/rootfs.h"
+#include "sandbox/process.h"
+#include "sandbox/console.h"
+#include "sandbox/hooks.h"
+#include "sandbox/seccomp.h"
+#include "util/err.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <linux/close_range.h>
+
+static int apply_sysctl(const oci_spec *s)
+{
+	for (size_t i = 0; i < s->linux.n_sysctl; i++) {
+		char path[512];
+		int n = snprintf(path, sizeof path, "/proc/sys/");
+		for (const char *k = s->linux.sysctl[i].key; *k && n < (int)sizeof path - 1; k++)
+			path[n++] = *k == '.' ? '/' : *k;
+		path[n] = '\0';
+		int r = write_str(path, s->linux.sysctl[i].value);
+		if (r < 0)
+			return err_wrap(r, "linux.sysctl: %s", s->linux.sysctl[i].key);
+	}
+	return 0;
+}
+
+static int set_names(const oci_spec *s)
+{
+	if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
+		return err_set(errno, "hostname: sethostname(\"%s\")", s->hostname);
+	if (s->domainname && setdomainname(s->domainname, strlen(s->domainname)) < 0)
+		return err_set(errno, "domainname: setdomainname(\"%s\")", s->domainname);
+	return 0;
+}
+
+static int wait_for_start(int fifo_fd)
+{
+	char c;
+	ssize_t n;
+	do
+		n = read(fifo_fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return err_set(n < 0 ? errno : EPIPE, "wait for start on the exec fifo");
+	return 0;
+}
+
+static int run_container_hooks(const oci_spec *s, int kind, const struct init_opts *o, const char *status)
+{
+	if (!s->hooks[kind].n)
+		return 0;
+	_cleanup_free_ char *st = state_json_for_hooks(o->id, status, o->host_pid, o->bundle, s);
+	return hooks_run(s, kind, st ? st : "{}");
+}
+
+/* Mark the preserved fds inheritable and everything else above them
+ * close-on-exec: no host fd reaches the container process. */
+static int seal_fds(int preserve)
+{
+	unsigned first = 3 + (unsigned)preserve;
+	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		return err_set(errno, "close_range");
+	for (int fd = 3; fd < (int)first; fd++) {
+		int fl = fcntl(fd, F_GETFD);
+		if (fl >= 0)
+			(void)fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+	}
+	return 0;
+}
+
+static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_prog *prog, bool *prog_loaded)
+{
+	int r;
+	bool userns = o->flags & INIT_USERNS;
+	_cleanup_close_ int rootfd = -1;
+	if ((r = rootfs_prepare(s, &rootfd)) < 0)
+		return r;
+	if ((r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS)) < 0)
+		return r;
+	_cleanup_close_ int slave = -1;
+	char slave_path[64] = "";
+	if (s->process.terminal) {
+		if (o->console_fd < 0)
+			return err_set(0, "process.terminal is true but no console socket was given (--console-socket)");
+		if ((r = console_create(s, rootfd, o->console_fd, &slave)) < 0)
+			return r;
+		snprintf(slave_path, sizeof slave_path, "/proc/self/fd/%d", slave);
+		close(o->console_fd);
+	}
+	if ((r = rootfs_devices(s, rootfd, userns, slave >= 0 ? slave_path : NULL)) < 0)
+		return r;
+	if (o->flags & INIT_WANT_HOOKS) {
+		if ((r = sync_send(sync, SYNC_HOOKS, NULL, 0, -1)) < 0)
+			return err_set(-r, "ask the runtime to run hooks");
+		struct sync_msg m;
+		if ((r = sync_expect(sync, SYNC_HOOKS_DONE, &m)) < 0)
+			return r;
+		sync_msg_clear(&m);
+	}
+	if ((r = run_container_hooks(s, HOOK_CREATE_CONTAINER, o, "created")) < 0)
+		return r;
+	if ((r = rootfs_pivot(s, rootfd, o->flags & INIT_NO_PIVOT)) < 0)
+		return r;
+	if ((r = apply_sysctl(s)) < 0 || (r = set_names(s)) < 0)
+		return r;
+	if ((r = rootfs_finalize(s)) < 0)
+		return r;
+	if (s->process.cwd) {
+		struct stat st;
+		if (stat(s->process.cwd, &st) < 0 && mkdir_p(s->process.cwd, 0755) < 0)
+			return err_wrap(-ENOENT, "process.cwd");
+	}
+	if ((r = process_set_rlimits(s)) < 0 || (r = process_set_sched(s)) < 0)
+		return r;
+	if (o->flags & INIT_SECCOMP) {
+		struct sync_msg m;
+		if ((r = sync_expect(sync, SYNC_SECCOMP, &m)) < 0)
+			return r;
+		r = seccomp_prog_from_blob(m.data, m.len, prog);
+		sync_msg_clear(&m);
+		if (r < 0)
+			return r;
+		*prog_loaded = true;
+		if (prog->needs_listener) {
+			/* The listener fd must reach the runtime before create returns. */
+			int lfd = -1;
+			if ((r = seccomp_install(prog, &lfd)) < 0)
+				return r;
+			r = sync_send(sync, SYNC_LISTENER, NULL, 0, lfd);
+			close(lfd);
+			if (r < 0)
+				return err_set(-r, "send the seccomp listener to the runtime");
+			*prog_loaded = false;
+		}
+	}
+	if (slave >= 0 && (r = console_attach(slave)) < 0)
+		return r;
+	return 0;
+}
+
+int container_init_main(int sync)
+{
+	struct sync_msg cfg = { 0 }, om = { 0 };
+	struct init_opts o;
+	_cleanup_free_ char *exe = NULL;
+	oci_spec *s = NULL;
+	seccomp_prog prog = { 0 };
+	bool prog_loaded = false;
+	int r;
+
+	if ((r = sync_expect(sync, SYNC_CONFIG, &cfg)) < 0 || (r = sync_expect(sync, SYNC_OPTS, &om)) < 0)
+		goto fail;
+	if (om.len != sizeof o) {
+		r = err_set(EPROTO, "bad init options");
+		goto fail;
+	}
+	memcpy(&o, om.data, sizeof o);
+	if ((r = spec_parse(cfg.data, cfg.len, "config.json", &s)) < 0)
+		goto fail;
+	if (s->root_path && s->root_path[0] != '/') {
+		char *abs;
+		if (asprintf(&abs, "%s/%s", o.bundle, s->root_path) < 0) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		free(s->root_path);
+		s->root_path = abs;
+	}
+	if (!s->bundle)
+		s->bundle = strdup(o.bundle);
+	if ((r = init_setup(sync, s, &o, &prog, &prog_loaded)) < 0)
+		goto fail;
+	if ((r = process_find_executable(s, &exe)) < 0)
+		goto fail;
+	if ((r = sync_send(sync, SYNC_READY, NULL, 0, -1)) < 0) {
+		r = err_set(-r, "tell the runtime the container is created");
+		goto fail;
+	}
+	close(sync);
+	sync = -1;
+	sync_msg_clear(&cfg);
+	sync_msg_clear(&om);
+
+	/* Created: everything below runs after `start`. */
+	if ((r = wait_for_start(o.fifo_fd)) < 0)
+		goto fail;
+	close(o.fifo_fd);
+	if ((r = run_container_hooks(s, HOOK_START_CONTAINER, &o, "running")) < 0)
+		goto fail;
+	if (s->process.umask.has)
+		umask((mode_t)s->process.umask.v);
+	bool nnp = s->process.no_new_privileges;
+	if (prog_loaded && !nnp) {
+		/* Without no_new_privs the filter needs CAP_SYS_ADMIN: load it
+		 * before the capabilities go. */
+		if ((r = seccomp_install(&prog, NULL)) < 0)
+			goto fail;
+		prog_loaded = false;
+	}
+	if ((r = process_set_user_and_caps(s, o.flags & INIT_USERNS)) < 0)
+		goto fail;
+	if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		r = err_set(errno, "process.noNewPrivileges");
+		goto fail;
+	}
+	if (prog_loaded && (r = seccomp_install(&prog, NULL)) < 0)
+		goto fail;
+	if (chdir(s->process.cwd ? s->process.cwd : "/") < 0) {
+		r = err_set(errno, "process.cwd: chdir '%s'", s->process.cwd);
+		goto fail;
+	}
+	if ((r = seal_fds(o.preserve_fds)) < 0)
+		goto fail;
+	char *empty_env[] = { NULL };
+	execve(exe, s->process.args, s->process.env ? s->process.env : empty_env);
+	r = err_set(errno, "exec '%s'", exe);
+fail:
+	if (sync >= 0)
+		sync_send_error(sync);
+	else
+		fprintf(stderr, "isola-oci init: %s\n", err_msg());
+	_exit(127);
+}

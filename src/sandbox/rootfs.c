@@ -1,0 +1,396 @@
+/* The container's filesystem view: rootfs, mounts, devices, pivot_root,
+ * masked and read-only paths (see rootfs.h). */
+#include "rootfs.h"
+#include "cgroup.h"
+#include "util/err.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <linux/mount.h>
+
+#define FDPATH_MAX 32
+static const char *fdpath(char buf[FDPATH_MAX], int fd)
+{
+	snprintf(buf, FDPATH_MAX, "/proc/self/fd/%d", fd);
+	return buf;
+}
+
+static int mount_setattr_fd(int fd, const char *path, unsigned flags, struct mount_attr *attr)
+{
+	return (int)syscall(SYS_mount_setattr, fd, path, flags, attr, sizeof *attr);
+}
+
+/* Resolve `path` beneath rootfd, creating missing components: directories,
+ * and the last one as a directory (want_dir) or an empty file. Returns an
+ * O_PATH fd on the result. Symlinks are followed only inside the rootfs. */
+static int resolve_create(int rootfd, const char *path, bool want_dir)
+{
+	int fd = openat_in_root(rootfd, path, O_PATH, 0);
+	if (fd >= 0 || fd != -ENOENT)
+		return fd;
+	char buf[PATH_MAX];
+	if (strlen(path) >= sizeof buf)
+		return -ENAMETOOLONG;
+	strcpy(buf, path);
+	char *slash = strrchr(buf, '/');
+	const char *leaf;
+	_cleanup_close_ int pfd = -1;
+	if (slash) {
+		*slash = '\0';
+		leaf = slash + 1;
+		pfd = resolve_create(rootfd, buf[0] ? buf : "/", true);
+	} else {
+		leaf = buf;
+		pfd = openat_in_root(rootfd, "/", O_PATH, 0);
+	}
+	if (pfd < 0)
+		return pfd;
+	if (!*leaf || !strcmp(leaf, ".") || !strcmp(leaf, ".."))
+		return openat_in_root(rootfd, path, O_PATH, 0);
+	/* mkdirat/openat need a real directory fd, not O_PATH. */
+	_cleanup_close_ int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	if (want_dir) {
+		if (mkdirat(dfd, leaf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+	} else {
+		int f = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (f < 0 && errno != EEXIST)
+			return -errno;
+		if (f >= 0)
+			close(f);
+	}
+	return openat_in_root(rootfd, path, O_PATH, 0);
+}
+
+/* MS_* flags that mount_setattr can change on an existing mount. */
+static void attr_from_flags(unsigned long set, unsigned long clear, struct mount_attr *a)
+{
+	memset(a, 0, sizeof *a);
+	static const struct { unsigned long ms; uint64_t attr; } map[] = {
+		{ MS_RDONLY, MOUNT_ATTR_RDONLY }, { MS_NOSUID, MOUNT_ATTR_NOSUID },
+		{ MS_NODEV, MOUNT_ATTR_NODEV },   { MS_NOEXEC, MOUNT_ATTR_NOEXEC },
+		{ MS_NODIRATIME, MOUNT_ATTR_NODIRATIME },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+		if (set & map[i].ms)
+			a->attr_set |= map[i].attr;
+		else if (clear & map[i].ms)
+			a->attr_clr |= map[i].attr;
+	}
+	if (set & (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)) {
+		a->attr_clr |= MOUNT_ATTR__ATIME;
+		a->attr_set |= (set & MS_NOATIME) ? MOUNT_ATTR_NOATIME
+			     : (set & MS_STRICTATIME) ? MOUNT_ATTR_STRICTATIME : MOUNT_ATTR_RELATIME;
+	}
+}
+
+static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
+{
+	char src[PATH_MAX], fp[FDPATH_MAX];
+	const char *source = m->source ? m->source : "";
+	if (source[0] != '/' && s->bundle)
+		snprintf(src, sizeof src, "%s/%s", s->bundle, source);
+	else
+		snprintf(src, sizeof src, "%s", source);
+	struct stat st;
+	if (stat(src, &st) < 0)
+		return err_set(errno, "mount %s: source '%s'", m->destination, src);
+	_cleanup_close_ int tfd = resolve_create(rootfd, m->destination, S_ISDIR(st.st_mode));
+	if (tfd < 0)
+		return err_set(-tfd, "mount %s: resolve destination in rootfs", m->destination);
+	const spec_mount_opts *o = &m->opts;
+	if (mount(src, fdpath(fp, tfd), NULL, MS_BIND | (o->rec ? MS_REC : 0), NULL) < 0)
+		return err_set(errno, "bind mount '%s' on %s", src, m->destination);
+	/* The new mount sits on top of tfd: reopen to reach it. */
+	_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
+	if (mfd < 0)
+		return err_set(-mfd, "reopen mount %s", m->destination);
+	struct mount_attr a;
+	attr_from_flags(o->flags, o->clear, &a);
+	if (o->recursive_ro)
+		a.attr_set |= MOUNT_ATTR_RDONLY;
+	if (a.attr_set || a.attr_clr) {
+		unsigned fl = AT_EMPTY_PATH | (o->recursive_ro ? AT_RECURSIVE : 0);
+		if (mount_setattr_fd(mfd, "", fl, &a) < 0)
+			return err_set(errno, "set options of bind mount %s", m->destination);
+	}
+	if (o->propagation && mount(NULL, fdpath(fp, mfd), NULL, o->propagation, NULL) < 0)
+		return err_set(errno, "set propagation of %s", m->destination);
+	return 0;
+}
+
+static int fs_mount(const oci_spec *s, const spec_mount *m, int rootfd, bool userns, bool cgroupns)
+{
+	char fp[FDPATH_MAX];
+	const spec_mount_opts *o = &m->opts;
+	_cleanup_close_ int tfd = resolve_create(rootfd, m->destination, true);
+	if (tfd < 0)
+		return err_set(-tfd, "mount %s: resolve destination in rootfs", m->destination);
+	struct stat st;
+	if (fstat(tfd, &st) == 0 && !S_ISDIR(st.st_mode))
+		return err_set(ENOTDIR, "mount %s", m->destination);
+	const char *type = m->type;
+	if (!strcmp(type, "cgroup") || !strcmp(type, "cgroup2")) {
+		int r = cgroup_mount_in_container(fdpath(fp, tfd), o->flags, cgroupns);
+		return r < 0 ? err_wrap(r, "mount %s", m->destination) : 0;
+	}
+	unsigned long flags = o->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+	if (mount(m->source ? m->source : type, fdpath(fp, tfd), type, flags, o->data) < 0) {
+		int e = errno;
+		if (!strcmp(type, "sysfs") && (e == EPERM || e == EACCES) && userns) {
+			/* sysfs needs a network namespace owned by our user
+			 * namespace; fall back to the host's, read-only. */
+			if (mount("/sys", fdpath(fp, tfd), NULL, MS_BIND | MS_REC, NULL) < 0)
+				return err_set(errno, "bind /sys on %s", m->destination);
+			_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
+			struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
+			if (mfd < 0 || mount_setattr_fd(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a) < 0)
+				return err_set(errno, "make %s read-only", m->destination);
+			return 0;
+		}
+		return err_set(e, "mount %s on %s (type %s, options '%s')", m->source ? m->source : type,
+			       m->destination, type, o->data ? o->data : "");
+	}
+	if (o->propagation) {
+		_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
+		if (mfd < 0 || mount(NULL, fdpath(fp, mfd), NULL, o->propagation, NULL) < 0)
+			return err_set(errno, "set propagation of %s", m->destination);
+	}
+	return 0;
+}
+
+int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns)
+{
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const spec_mount *m = &s->mounts[i];
+		bool bind = m->opts.bind || (m->type && !strcmp(m->type, "bind"));
+		if (!bind && !m->type)
+			return err_set(0, "mounts[%zu]: no type and not a bind mount", i);
+		if (m->n_uid_mappings || m->n_gid_mappings || m->opts.idmap || m->opts.ridmap)
+			return err_set(EOPNOTSUPP, "mounts[%zu] (%s): idmapped mounts", i, m->destination);
+		int r = bind ? bind_mount(s, m, rootfd) : fs_mount(s, m, rootfd, userns, cgroupns);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int rootfs_prepare(const oci_spec *s, int *ret_rootfd)
+{
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return err_set(errno, "make / a slave mount");
+	if (mount(s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return err_set(errno, "bind rootfs '%s'", s->root_path);
+	/* pivot_root refuses a shared parent: make the rootfs mount private. */
+	if (mount(NULL, s->root_path, NULL, MS_PRIVATE, NULL) < 0)
+		return err_set(errno, "make rootfs '%s' private", s->root_path);
+	int fd = open(s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(errno, "open rootfs '%s'", s->root_path);
+	*ret_rootfd = fd;
+	return 0;
+}
+
+struct defdev { const char *path; unsigned maj, min; };
+static const struct defdev default_devices[] = {
+	{ "/dev/null", 1, 3 }, { "/dev/zero", 1, 5 }, { "/dev/full", 1, 7 },
+	{ "/dev/random", 1, 8 }, { "/dev/urandom", 1, 9 }, { "/dev/tty", 5, 0 },
+};
+
+static int make_device(int rootfd, const char *path, char type, unsigned maj, unsigned min,
+		       mode_t perm, uid_t uid, gid_t gid, bool userns)
+{
+	char fp[FDPATH_MAX], parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s", path);
+	char *slash = strrchr(parent, '/');
+	const char *leaf = slash ? slash + 1 : parent;
+	if (slash)
+		*slash = '\0';
+	_cleanup_close_ int pfd = resolve_create(rootfd, parent[0] ? parent : "/", true);
+	if (pfd < 0)
+		return err_set(-pfd, "create parent of device %s", path);
+	_cleanup_close_ int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(errno, "open parent of device %s", path);
+	(void)unlinkat(dfd, leaf, 0); /* replace whatever the image had */
+	if (type == 'p') {
+		if (mkfifoat(dfd, leaf, perm) < 0)
+			return err_set(errno, "mkfifo %s", path);
+	} else if (!userns) {
+		mode_t m = perm | (type == 'b' ? S_IFBLK : S_IFCHR);
+		if (mknodat(dfd, leaf, m, makedev(maj, min)) < 0)
+			return err_set(errno, "mknod %s", path);
+		if (fchmodat(dfd, leaf, perm, 0) < 0)
+			return err_set(errno, "chmod %s", path);
+	} else {
+		/* No mknod in a user namespace: bind the host's node. */
+		char host[64];
+		snprintf(host, sizeof host, "/dev/%s/%u:%u", type == 'b' ? "block" : "char", maj, min);
+		int f = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (f < 0)
+			return err_set(errno, "create %s", path);
+		close(f);
+		_cleanup_close_ int tfd = openat(dfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (tfd < 0 || mount(host, fdpath(fp, tfd), NULL, MS_BIND, NULL) < 0)
+			return err_set(errno, "bind %s on %s", host, path);
+		return 0;
+	}
+	if (fchownat(dfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_set(errno, "chown %s", path);
+	return 0;
+}
+
+static int make_symlink(int rootfd, const char *target, const char *path)
+{
+	_cleanup_close_ int dev = resolve_create(rootfd, "/dev", true);
+	if (dev < 0)
+		return err_set(-dev, "resolve /dev");
+	_cleanup_close_ int dfd = openat(dev, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(errno, "open /dev");
+	if (symlinkat(target, dfd, path) < 0 && errno != EEXIST)
+		return err_set(errno, "symlink /dev/%s", path);
+	return 0;
+}
+
+int rootfs_devices(const oci_spec *s, int rootfd, bool userns, const char *console_slave)
+{
+	int r;
+	for (size_t i = 0; i < ARRAY_SIZE(default_devices); i++) {
+		const struct defdev *d = &default_devices[i];
+		bool overridden = false;
+		for (size_t j = 0; j < s->linux.n_devices; j++)
+			if (!strcmp(s->linux.devices[j].path, d->path))
+				overridden = true;
+		if (!overridden && (r = make_device(rootfd, d->path, 'c', d->maj, d->min, 0666, 0, 0, userns)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < s->linux.n_devices; i++) {
+		const spec_device *d = &s->linux.devices[i];
+		mode_t perm = d->file_mode.has ? (mode_t)(d->file_mode.v & 07777) : 0666;
+		char type = d->type == 'u' ? 'c' : d->type;
+		r = make_device(rootfd, d->path, type, (unsigned)d->major, (unsigned)d->minor, perm,
+				d->uid.has ? (uid_t)d->uid.v : 0, d->gid.has ? (gid_t)d->gid.v : 0, userns);
+		if (r < 0)
+			return err_wrap(r, "linux.devices[%zu]", i);
+	}
+	static const char *const links[][2] = {
+		{ "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
+		{ "/proc/self/fd/2", "stderr" }, { "/proc/kcore", "core" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+		if ((r = make_symlink(rootfd, links[i][0], links[i][1])) < 0)
+			return r;
+	/* /dev/ptmx must be the container's devpts instance. */
+	_cleanup_close_ int ptmx = openat_in_root(rootfd, "/dev/ptmx", O_PATH | O_NOFOLLOW, 0);
+	struct stat st;
+	bool pts = false;
+	_cleanup_close_ int ptsfd = openat_in_root(rootfd, "/dev/pts/ptmx", O_PATH | O_NOFOLLOW, 0);
+	pts = ptsfd >= 0;
+	if (pts && (ptmx < 0 || (fstat(ptmx, &st) == 0 && !S_ISLNK(st.st_mode)))) {
+		_cleanup_close_ int dev = openat_in_root(rootfd, "/dev", O_RDONLY | O_DIRECTORY, 0);
+		if (dev >= 0) {
+			(void)unlinkat(dev, "ptmx", 0);
+			if (symlinkat("pts/ptmx", dev, "ptmx") < 0)
+				return err_set(errno, "symlink /dev/ptmx");
+		}
+	}
+	if (console_slave) {
+		char fp[FDPATH_MAX];
+		_cleanup_close_ int cfd = resolve_create(rootfd, "/dev/console", false);
+		if (cfd < 0)
+			return err_set(-cfd, "create /dev/console");
+		if (mount(console_slave, fdpath(fp, cfd), NULL, MS_BIND, NULL) < 0)
+			return err_set(errno, "bind %s on /dev/console", console_slave);
+	}
+	return 0;
+}
+
+int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot)
+{
+	if (fchdir(rootfd) < 0)
+		return err_set(errno, "chdir to rootfs");
+	if (no_pivot) {
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+			return err_set(errno, "move rootfs to /");
+		if (chroot(".") < 0)
+			return err_set(errno, "chroot into rootfs");
+	} else {
+		/* pivot_root(".", "."): the old root ends up under the new one
+		 * and is detached right away, with no directory needed. */
+		if (syscall(SYS_pivot_root, ".", ".") < 0)
+			return err_set(errno, "pivot_root into '%s'", s->root_path);
+		if (umount2(".", MNT_DETACH) < 0)
+			return err_set(errno, "detach the old root");
+	}
+	if (chdir("/") < 0)
+		return err_set(errno, "chdir /");
+	return 0;
+}
+
+static int mask_path(int root, const char *path)
+{
+	char fp[FDPATH_MAX];
+	_cleanup_close_ int fd = openat_in_root(root, path, O_PATH | O_NOFOLLOW, 0);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return err_set(-fd, "linux.maskedPaths: %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return err_set(errno, "linux.maskedPaths: %s", path);
+	int r = S_ISDIR(st.st_mode)
+		? mount("tmpfs", fdpath(fp, fd), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555")
+		: mount("/dev/null", fdpath(fp, fd), NULL, MS_BIND, NULL);
+	if (r < 0)
+		return err_set(errno, "linux.maskedPaths: mask %s", path);
+	return 0;
+}
+
+static int readonly_path(int root, const char *path)
+{
+	char fp[FDPATH_MAX];
+	_cleanup_close_ int fd = openat_in_root(root, path, O_PATH | O_NOFOLLOW, 0);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return err_set(-fd, "linux.readonlyPaths: %s", path);
+	if (mount(fdpath(fp, fd), fdpath(fp, fd), NULL, MS_BIND | MS_REC, NULL) < 0)
+		return err_set(errno, "linux.readonlyPaths: bind %s", path);
+	_cleanup_close_ int mfd = openat_in_root(root, path, O_PATH | O_NOFOLLOW, 0);
+	struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
+	if (mfd < 0 || mount_setattr_fd(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a) < 0)
+		return err_set(errno, "linux.readonlyPaths: make %s read-only", path);
+	return 0;
+}
+
+int rootfs_finalize(const oci_spec *s)
+{
+	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return err_set(errno, "open /");
+	int r;
+	for (size_t i = 0; i < s->linux.n_masked_paths; i++)
+		if ((r = mask_path(root, s->linux.masked_paths[i])) < 0)
+			return r;
+	for (size_t i = 0; i < s->linux.n_readonly_paths; i++)
+		if ((r = readonly_path(root, s->linux.readonly_paths[i])) < 0)
+			return r;
+	if (s->root_readonly) {
+		struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+		if (mount_setattr_fd(AT_FDCWD, "/", 0, &a) < 0)
+			return err_set(errno, "root.readonly: remount / read-only");
+	}
+	if (s->linux.rootfs_propagation && mount(NULL, "/", NULL, s->linux.rootfs_propagation, NULL) < 0)
+		return err_set(errno, "linux.rootfsPropagation: set propagation of /");
+	return 0;
+}
