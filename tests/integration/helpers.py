@@ -188,10 +188,11 @@ def cap_mask(names):
 
 def parse_mountinfo(text):
     """Parse /proc/PID/mountinfo into dicts: mountpoint, root, fstype, source,
-    mount_opts (set), super_opts (set), optional (list of tagged fields)."""
+    mount_opts (set), super_opts (set), optional (list of tagged fields).
+    Lines that are not mountinfo lines (other output of the container) are skipped."""
     mounts = []
     for line in text.splitlines():
-        if not line.strip():
+        if " - " not in line or not line.split(" ", 1)[0].isdigit():
             continue
         left, right = line.split(" - ", 1)
         lf = left.split()
