@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* GNU C predefines `linux` as 1; oci_spec has a member of that name. */
+#undef linux
+
 /* An optional integer: has == false means the field was absent or null. */
 typedef struct { bool has; int64_t v; } opt_i64;
 typedef struct { bool has; uint64_t v; } opt_u64;
