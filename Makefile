@@ -40,7 +40,8 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libisola.a tests/unit/unit.h
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola.a $(LIBS)
 
 $(BUILD)/rootfs/.stamp: scripts/mkrootfs.sh
-	scripts/mkrootfs.sh $(BUILD)/rootfs
+	@mkdir -p $(BUILD)
+	scripts/mkrootfs.sh $(abspath $(BUILD))/rootfs
 	@touch $@
 
 demo: deps all

@@ -52,7 +52,7 @@ static unsigned long long proc_starttime(pid_t pid)
 		return 0;
 	/* Field 22 (starttime); p points at the end of field 2. */
 	int field = 2;
-	for (p++; *p && field < 21; p++)
+	for (p++; *p && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	return strtoull(p, NULL, 10);
@@ -536,15 +536,12 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
 		return err_set(-r, "send the configuration to the container init");
 	if (s->linux.seccomp.present) {
-		/* Compiled here while the init builds the rootfs. */
-		seccomp_prog prog = { 0 };
+		/* Compiled (or found in the cache) while the init builds the rootfs. */
 		_cleanup_free_ void *blob = NULL;
 		size_t bloblen = 0;
-		r = seccomp_compile(&s->linux.seccomp, &prog);
-		if (r == 0)
-			r = seccomp_prog_to_blob(&prog, &blob, &bloblen);
-		seccomp_prog_free(&prog);
-		if (r < 0)
+		char cache[PATH_MAX];
+		snprintf(cache, sizeof cache, "%s/.cache/seccomp", o->root);
+		if ((r = seccomp_compile_cached(&s->linux.seccomp, cache, &blob, &bloblen)) < 0)
 			return r;
 		if ((r = sync_send(sync, SYNC_SECCOMP, blob, bloblen, -1)) < 0)
 			return err_set(-r, "send the seccomp filter to the container init");
@@ -593,6 +590,40 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 			return err_set(EPROTO, "unexpected message from container init");
 		}
 	}
+}
+
+/* The device rules the container gets on top of linux.resources.devices:
+ * its own linux.devices and the default devices, as runc and crun do, so
+ * that a deny-all list still leaves /dev usable. */
+static int apply_resources(cgroup *cg, const oci_spec *s)
+{
+	static const spec_dev_rule defaults[] = {
+		{ true, 'c', -1, -1, "m" }, { true, 'b', -1, -1, "m" },
+		{ true, 'c', 1, 3, "rwm" }, { true, 'c', 1, 5, "rwm" }, { true, 'c', 1, 7, "rwm" },
+		{ true, 'c', 1, 8, "rwm" }, { true, 'c', 1, 9, "rwm" }, { true, 'c', 5, 0, "rwm" },
+		{ true, 'c', 5, 1, "rwm" }, { true, 'c', 5, 2, "rwm" }, { true, 'c', 136, -1, "rwm" },
+	};
+	spec_resources res = s->linux.resources;
+	if (!res.n_devices)
+		return cgroup_apply(cg, &res);
+	size_t n = res.n_devices + s->linux.n_devices + ARRAY_SIZE(defaults);
+	_cleanup_free_ spec_dev_rule *rules = calloc(n, sizeof *rules);
+	if (!rules)
+		return err_set(ENOMEM, "linux.resources.devices");
+	size_t k = 0;
+	for (size_t i = 0; i < res.n_devices; i++)
+		rules[k++] = res.devices[i];
+	for (size_t i = 0; i < s->linux.n_devices; i++) {
+		const spec_device *d = &s->linux.devices[i];
+		if (d->type == 'p')
+			continue;
+		rules[k++] = (spec_dev_rule){ true, d->type == 'u' ? 'c' : d->type, d->major, d->minor, "rwm" };
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++)
+		rules[k++] = defaults[i];
+	res.devices = rules;
+	res.n_devices = k;
+	return cgroup_apply(cg, &res);
 }
 
 int container_create(const struct create_opts *o, pid_t *ret_pid)
@@ -648,7 +679,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		err_wrap(r, "linux.cgroupsPath");
 		goto out;
 	}
-	if ((r = cgroup_apply(c.cg, &s->linux.resources)) < 0)
+	if ((r = apply_resources(c.cg, s)) < 0)
 		goto out;
 	if ((r = write_state(c.statefd, o->id, "creating", 0, 0, s->bundle, s->root_path, created, cgroup_path(c.cg), s)) < 0)
 		goto out;

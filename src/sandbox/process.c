@@ -69,8 +69,11 @@ int process_set_user_and_caps(const oci_spec *s, bool userns)
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return err_set(errno, "process.capabilities.ambient: clear");
+	/* The kernel allows an ambient capability only when it is permitted
+	 * and inheritable; like runc, others in the list are skipped. */
+	uint64_t ambient = c->ambient & c->permitted & c->inheritable;
 	for (int cap = 0; cap <= last_cap(); cap++)
-		if ((c->ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+		if ((ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
 			return err_set(errno, "process.capabilities.ambient: raise capability %d", cap);
 	return 0;
 }

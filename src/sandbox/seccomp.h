@@ -28,3 +28,7 @@ int seccomp_install(const seccomp_prog *p, int *ret_listener);
 /* Connect to listenerPath (SOCK_STREAM unix socket) and send the OCI
  * containerProcessState JSON `state` with the listener fd (SCM_RIGHTS). */
 int seccomp_send_listener(const char *listener_path, const char *state, int listener_fd);
+/* seccomp_compile + seccomp_prog_to_blob, through a cache in cache_dir
+ * (created if missing; NULL disables it). Entries are keyed by the full
+ * canonical form of the filter and the libseccomp version. */
+int seccomp_compile_cached(const spec_seccomp *s, const char *cache_dir, void **ret, size_t *len);
