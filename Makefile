@@ -19,7 +19,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 OCI_OBJ  := $(OCI_SRC:%.c=$(BUILD)/obj/%.o)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 
-all: $(BUILD)/isola-oci $(BUILD)/rootfs/.stamp
+all: $(BUILD)/isola-oci $(BUILD)/rootfs.stamp
 
 deps:
 	@scripts/install-deps.sh
@@ -39,7 +39,7 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libisola.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola.a $(LIBS)
 
-$(BUILD)/rootfs/.stamp: scripts/mkrootfs.sh
+$(BUILD)/rootfs.stamp: scripts/mkrootfs.sh
 	@mkdir -p $(BUILD)
 	scripts/mkrootfs.sh $(abspath $(BUILD))/rootfs
 	@touch $@

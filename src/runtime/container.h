@@ -5,7 +5,7 @@
 #include <sys/types.h>
 #include "spec/spec.h"
 
-#define ISOLA_OCI_VERSION "1.2.0"
+#define ISOLA_OCI_VERSION "1.1.0"
 
 enum container_status { ST_CREATING, ST_CREATED, ST_RUNNING, ST_PAUSED, ST_STOPPED };
 extern const char *const container_status_names[];

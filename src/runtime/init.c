@@ -161,6 +161,14 @@ int container_init_main(int sync)
 	bool prog_loaded = false;
 	int r;
 
+	/* The runtime may have blocked or ignored signals (run forwards them);
+	 * the container process starts with defaults. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	if ((r = sync_expect(sync, SYNC_CONFIG, &cfg)) < 0 || (r = sync_expect(sync, SYNC_OPTS, &om)) < 0)
 		goto fail;
 	if (om.len != sizeof o) {

@@ -26,6 +26,28 @@ static int mount_setattr_fd(int fd, const char *path, unsigned flags, struct mou
 	return (int)syscall(SYS_mount_setattr, fd, path, flags, attr, sizeof *attr);
 }
 
+/* Attach a detached mount tree onto the object target_fd names; no path
+ * lookup, so it works after pivot_root whether /proc is mounted or not. */
+static int attach_fd(int tree, int target_fd)
+{
+	return (int)syscall(SYS_move_mount, tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/* Bind (a clone of) src_dirfd/src_path onto target_fd, applying attr to the
+ * clone before it becomes visible. */
+static int bind_fd(int src_dirfd, const char *src_path, int target_fd, bool recursive, struct mount_attr *attr)
+{
+	unsigned fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0) |
+		      (src_path[0] ? 0 : AT_EMPTY_PATH);
+	_cleanup_close_ int tree = (int)syscall(SYS_open_tree, src_dirfd, src_path, fl);
+	if (tree < 0)
+		return -errno;
+	if (attr && (attr->attr_set || attr->attr_clr) &&
+	    mount_setattr_fd(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), attr) < 0)
+		return -errno;
+	return attach_fd(tree, target_fd) < 0 ? -errno : 0;
+}
+
 /* Resolve `path` beneath rootfd, creating missing components: directories,
  * and the last one as a directory (want_dir) or an empty file. Returns an
  * O_PATH fd on the result. Symlinks are followed only inside the rootfs. */
@@ -233,8 +255,12 @@ static int make_device(int rootfd, const char *path, char type, unsigned maj, un
 			return err_set(errno, "chmod %s", path);
 	} else {
 		/* No mknod in a user namespace: bind the host's node. */
-		char host[64];
-		snprintf(host, sizeof host, "/dev/%s/%u:%u", type == 'b' ? "block" : "char", maj, min);
+		char host[PATH_MAX];
+		struct stat hst;
+		snprintf(host, sizeof host, "%s", path);
+		if (stat(host, &hst) < 0 || hst.st_rdev != makedev(maj, min) ||
+		    !!S_ISBLK(hst.st_mode) != (type == 'b'))
+			snprintf(host, sizeof host, "/dev/%s/%u:%u", type == 'b' ? "block" : "char", maj, min);
 		int f = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (f < 0)
 			return err_set(errno, "create %s", path);
@@ -339,7 +365,6 @@ int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot)
 
 static int mask_path(int root, const char *path)
 {
-	char fp[FDPATH_MAX];
 	_cleanup_close_ int fd = openat_in_root(root, path, O_PATH | O_NOFOLLOW, 0);
 	if (fd == -ENOENT)
 		return 0;
@@ -348,29 +373,34 @@ static int mask_path(int root, const char *path)
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return err_set(errno, "linux.maskedPaths: %s", path);
-	int r = S_ISDIR(st.st_mode)
-		? mount("tmpfs", fdpath(fp, fd), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555")
-		: mount("/dev/null", fdpath(fp, fd), NULL, MS_BIND, NULL);
-	if (r < 0)
+	if (!S_ISDIR(st.st_mode)) {
+		/* Files get /dev/null on top (the container's own, made earlier). */
+		_cleanup_close_ int null = openat_in_root(root, "/dev/null", O_PATH | O_NOFOLLOW, 0);
+		int r = null < 0 ? null : bind_fd(null, "", fd, false, NULL);
+		return r < 0 ? err_set(-r, "linux.maskedPaths: mask %s", path) : 0;
+	}
+	_cleanup_close_ int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "0", 0) < 0 ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "555", 0) < 0 ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return err_set(errno, "linux.maskedPaths: create tmpfs for %s", path);
+	_cleanup_close_ int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+					       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (mnt < 0 || attach_fd(mnt, fd) < 0)
 		return err_set(errno, "linux.maskedPaths: mask %s", path);
 	return 0;
 }
 
 static int readonly_path(int root, const char *path)
 {
-	char fp[FDPATH_MAX];
 	_cleanup_close_ int fd = openat_in_root(root, path, O_PATH | O_NOFOLLOW, 0);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)
 		return err_set(-fd, "linux.readonlyPaths: %s", path);
-	if (mount(fdpath(fp, fd), fdpath(fp, fd), NULL, MS_BIND | MS_REC, NULL) < 0)
-		return err_set(errno, "linux.readonlyPaths: bind %s", path);
-	_cleanup_close_ int mfd = openat_in_root(root, path, O_PATH | O_NOFOLLOW, 0);
 	struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
-	if (mfd < 0 || mount_setattr_fd(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a) < 0)
-		return err_set(errno, "linux.readonlyPaths: make %s read-only", path);
-	return 0;
+	int r = bind_fd(fd, "", fd, true, &a);
+	return r < 0 ? err_set(-r, "linux.readonlyPaths: make %s read-only", path) : 0;
 }
 
 int rootfs_finalize(const oci_spec *s)

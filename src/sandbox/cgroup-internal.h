@@ -1,0 +1,74 @@
+/* Internal interface between cgroup.c (layout, lifecycle, dispatch) and the
+ * per-version backends cgroup-v1.c and cgroup-v2.c. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include "sandbox/cgroup.h"
+
+/* Resource groups: one per controller a backend writes. cgroup.c decides,
+ * per group, which hierarchy (v1 controller or the cgroup2 one) serves it. */
+enum cg_res {
+	CG_RES_DEVICES,
+	CG_RES_MEMORY,
+	CG_RES_CPU,
+	CG_RES_CPUSET,
+	CG_RES_PIDS,
+	CG_RES_BLKIO,
+	CG_RES_HUGETLB,
+	CG_RES_NET_CLS,
+	CG_RES_NET_PRIO,
+	CG_RES_RDMA,
+	CG_RES__MAX
+};
+
+/* One mounted hierarchy (from /proc/self/mountinfo). */
+struct cg_hier {
+	char *mnt;      /* mount point */
+	char *root;     /* directory of the hierarchy mounted there ("/" normally) */
+	char *key;      /* controllers as /proc/self/cgroup shows them: "cpu,cpuacct",
+	                   "name=systemd"; "" for cgroup2 */
+	bool v2;
+	unsigned ctrls; /* 1 << enum cg_ctrl (cgroup.c) */
+	int score;      /* preference among several mounts of one hierarchy */
+};
+
+/* The hierarchies in use (cached): 0 or -errno with the message set. */
+int cg_layout(const struct cg_hier **ret, size_t *n);
+/* The calling process's cgroup in h, relative to h's mount point, from the
+ * text of /proc/self/cgroup. */
+int cg_own_rel(const char *selfcg, const struct cg_hier *h, char **ret);
+
+typedef int cg_apply_fn(const char *dir, const spec_resources *r);
+
+struct cgroup_ops {
+	const char *name; /* "cgroup v1" / "cgroup v2" */
+	/* NULL where the version has no such controller (net_cls on v2). */
+	cg_apply_fn *apply[CG_RES__MAX];
+	int (*freeze)(const char *dir, bool frozen);
+	/* 1 frozen, 0 not, negative errno on error. */
+	int (*freeze_state)(const char *dir);
+};
+
+extern const struct cgroup_ops cgroup_v1_ops, cgroup_v2_ops;
+
+/* Write `val` to dir/file. On error the message is
+ * "<field>: write <file>: <strerror>" (field may be NULL: the full path). */
+int cg_write(const char *field, const char *dir, const char *file, const char *val);
+int cg_writef(const char *field, const char *dir, const char *file, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Read dir/file into buf (NUL-terminated, trailing newline removed).
+ * Returns the length or -errno; sets no error message. */
+int cg_read(const char *dir, const char *file, char *buf, size_t size);
+/* Read dir/file as an unsigned integer ("max" -> UINT64_MAX); -errno, no message. */
+int cg_read_u64(const char *dir, const char *file, uint64_t *ret);
+/* Value of key `key` in a flat-keyed file such as cgroup.events; -errno. */
+int cg_read_key(const char *dir, const char *file, const char *key, int64_t *ret);
+/* Read a whole (proc or cgroup) file; -errno, no message. */
+int cg_read_whole(const char *path, char **ret);
+/* Is `w` (length wl) one of the space-separated words of `list`? */
+bool cg_word_in(const char *list, const char *w, size_t wl);
+/* Shared by both versions: same file formats. */
+int cg_apply_pids(const char *dir, const spec_resources *r);
+int cg_apply_rdma(const char *dir, const spec_resources *r);
+/* Sleep ~ms milliseconds (used by retry and poll loops). */
+void cg_sleep_ms(unsigned ms);
