@@ -32,6 +32,7 @@ const char *const container_status_names[] = { "creating", "created", "running",
 
 #define STATE_FILE "state.json"
 #define FIFO_FILE "exec.fifo"
+#define STATUS_FIFO "status.fifo"
 #define CONFIG_COPY "config.json"
 
 /* ---- state file ---------------------------------------------------- */
@@ -275,7 +276,7 @@ static int connect_unix(const char *path)
 /* Everything the cloned child needs before it re-executes as the init. */
 struct child_args {
 	const oci_spec *s;
-	int sync, exe_fd, fifo_fd, console_fd;
+	int sync, exe_fd, fifo_fd, status_fd, console_fd;
 	int ns_fds[NS__MAX];
 	int unshare_flags;  /* namespaces the child still has to create itself */
 	bool slow;          /* joins namespaces or must fork again for a pid namespace */
@@ -363,7 +364,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 			goto fail;
 		}
 	}
-	int keep[] = { a->sync, a->fifo_fd, a->console_fd };
+	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
 		if (keep[i] >= 0)
 			(void)fcntl(keep[i], F_SETFD, 0);
@@ -527,6 +528,7 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		   (s->linux.ns[NS_CGROUP].present ? INIT_CGROUPNS : 0) |
 		   (s->linux.seccomp.present ? INIT_SECCOMP : 0);
 	io.fifo_fd = ca->fifo_fd;
+	io.status_fd = ca->status_fd;
 	io.console_fd = ca->console_fd;
 	io.preserve_fds = o->preserve_fds;
 	io.host_pid = c->init;
@@ -553,9 +555,9 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		switch (m.type) {
 		case SYNC_HOOKS: {
 			_cleanup_free_ char *st = state_json_for_hooks(o->id, "creating", c->init, s->bundle, s);
-			r = hooks_run(s, HOOK_PRESTART, st);
+			r = hooks_run(s, HOOK_PRESTART, st, false);
 			if (r == 0)
-				r = hooks_run(s, HOOK_CREATE_RUNTIME, st);
+				r = hooks_run(s, HOOK_CREATE_RUNTIME, st, false);
 			sync_msg_clear(&m);
 			if (r < 0)
 				return r;
@@ -633,7 +635,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	_cleanup_free_ char *raw = NULL;
 	size_t rawlen = 0;
 	struct create_ctx c = { .statefd = -1 };
-	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .console_fd = o->console_fd };
+	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .status_fd = -1, .console_fd = o->console_fd };
 	int sp[2] = { -1, -1 };
 	for (int t = 0; t < NS__MAX; t++)
 		ca.ns_fds[t] = -1;
@@ -689,6 +691,11 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	}
 	if ((ca.fifo_fd = openat(c.statefd, FIFO_FILE, O_RDWR | O_CLOEXEC)) < 0) {
 		r = err_set(errno, "open exec fifo");
+		goto out;
+	}
+	if (mkfifoat(c.statefd, STATUS_FIFO, 0600) < 0 ||
+	    (ca.status_fd = openat(c.statefd, STATUS_FIFO, O_RDWR | O_CLOEXEC)) < 0) {
+		r = err_set(errno, "create status fifo");
 		goto out;
 	}
 	if ((ca.exe_fd = selfexe_protected_fd()) < 0) {
@@ -763,6 +770,8 @@ out:
 		close(sp[1]);
 	if (ca.fifo_fd >= 0)
 		close(ca.fifo_fd);
+	if (ca.status_fd >= 0)
+		close(ca.status_fd);
 	if (ca.exe_fd >= 0)
 		close(ca.exe_fd);
 	if (ca.console_fd >= 0 && ca.console_fd != o->console_fd)
@@ -802,6 +811,9 @@ int container_start(const char *root, const char *id)
 		container_state_clear(&st);
 		return r;
 	}
+	/* Opened before the init is released: its end closes when it execs
+	 * the container process, or carries the error that stopped it. */
+	_cleanup_close_ int status = openat(dfd, STATUS_FIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	_cleanup_close_ int fifo = openat(dfd, FIFO_FILE, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fifo < 0) {
 		r = err_set(errno, "container \"%s\": open exec fifo", id);
@@ -814,15 +826,31 @@ int container_start(const char *root, const char *id)
 		return r;
 	}
 	(void)unlinkat(dfd, FIFO_FILE, 0);
+	if (status >= 0) {
+		char msg[2048];
+		ssize_t n = 0, k;
+		(void)fcntl(status, F_SETFL, 0);
+		while (n < (ssize_t)sizeof msg - 1 && (k = read(status, msg + n, sizeof msg - 1 - (size_t)n)) != 0) {
+			if (k < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			n += k;
+		}
+		(void)unlinkat(dfd, STATUS_FIFO, 0);
+		if (n > 0) {
+			msg[n] = '\0';
+			r = err_set(0, "container \"%s\": %s", id, msg);
+			container_state_clear(&st);
+			return r;
+		}
+	}
 	oci_spec *s = config_of(&st);
 	if (s && s->hooks[HOOK_POSTSTART].n) {
+		/* The spec: failed poststart hooks are warnings, the container stays. */
 		_cleanup_free_ char *js = state_json_for_hooks(id, "running", st.pid, st.bundle, s);
-		r = hooks_run(s, HOOK_POSTSTART, js);
-		if (r < 0) {
-			/* The spec: a failed poststart hook is logged, the container stays. */
-			fprintf(stderr, "isola-oci: warning: %s\n", err_msg());
-			r = 0;
-		}
+		(void)hooks_run(s, HOOK_POSTSTART, js, true);
 	}
 	spec_free(s);
 	container_state_clear(&st);
@@ -922,8 +950,7 @@ int container_delete(const char *root, const char *id, bool force)
 	oci_spec *s = config_of(&st);
 	if (s && s->hooks[HOOK_POSTSTOP].n) {
 		_cleanup_free_ char *js = state_json_for_hooks(id, "stopped", 0, st.bundle, s);
-		if (hooks_run(s, HOOK_POSTSTOP, js) < 0)
-			fprintf(stderr, "isola-oci: warning: %s\n", err_msg());
+		(void)hooks_run(s, HOOK_POSTSTOP, js, true);
 	}
 	spec_free(s);
 	container_state_clear(&st);

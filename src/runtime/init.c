@@ -58,12 +58,14 @@ static int wait_for_start(int fifo_fd)
 	return 0;
 }
 
+/* createContainer / startContainer run in the container's namespaces, so
+ * the pid they are told is the one seen there. */
 static int run_container_hooks(const oci_spec *s, int kind, const struct init_opts *o, const char *status)
 {
 	if (!s->hooks[kind].n)
 		return 0;
-	_cleanup_free_ char *st = state_json_for_hooks(o->id, status, o->host_pid, o->bundle, s);
-	return hooks_run(s, kind, st ? st : "{}");
+	_cleanup_free_ char *st = state_json_for_hooks(o->id, status, (int)getpid(), o->bundle, s);
+	return hooks_run(s, kind, st ? st : "{}", false);
 }
 
 /* Mark the preserved fds inheritable and everything else above them
@@ -110,7 +112,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 			return r;
 		sync_msg_clear(&m);
 	}
-	if ((r = run_container_hooks(s, HOOK_CREATE_CONTAINER, o, "created")) < 0)
+	if ((r = run_container_hooks(s, HOOK_CREATE_CONTAINER, o, "creating")) < 0)
 		return r;
 	if ((r = rootfs_pivot(s, rootfd, o->flags & INIT_NO_PIVOT)) < 0)
 		return r;
@@ -154,7 +156,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 int container_init_main(int sync)
 {
 	struct sync_msg cfg = { 0 }, om = { 0 };
-	struct init_opts o;
+	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1 };
 	_cleanup_free_ char *exe = NULL;
 	oci_spec *s = NULL;
 	seccomp_prog prog = { 0 };
@@ -176,6 +178,11 @@ int container_init_main(int sync)
 		goto fail;
 	}
 	memcpy(&o, om.data, sizeof o);
+	/* Inherited across the re-exec; hooks run from here must not keep them. */
+	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd };
+	for (size_t i = 0; i < ARRAY_SIZE(mine); i++)
+		if (mine[i] >= 0)
+			(void)fcntl(mine[i], F_SETFD, FD_CLOEXEC);
 	if ((r = spec_parse(cfg.data, cfg.len, "config.json", &s)) < 0)
 		goto fail;
 	if (s->root_path && s->root_path[0] != '/') {
@@ -206,7 +213,7 @@ int container_init_main(int sync)
 	if ((r = wait_for_start(o.fifo_fd)) < 0)
 		goto fail;
 	close(o.fifo_fd);
-	if ((r = run_container_hooks(s, HOOK_START_CONTAINER, &o, "running")) < 0)
+	if ((r = run_container_hooks(s, HOOK_START_CONTAINER, &o, "created")) < 0)
 		goto fail;
 	if (s->process.umask.has)
 		umask((mode_t)s->process.umask.v);
@@ -236,9 +243,13 @@ int container_init_main(int sync)
 	execve(exe, s->process.args, s->process.env ? s->process.env : empty_env);
 	r = err_set(errno, "exec '%s'", exe);
 fail:
-	if (sync >= 0)
+	if (sync >= 0) {
 		sync_send_error(sync);
-	else
-		fprintf(stderr, "isola-oci init: %s\n", err_msg());
+	} else {
+		/* After start: `start` reads this from the status fifo. */
+		const char *msg = err_msg();
+		if (o.status_fd < 0 || write(o.status_fd, msg, strlen(msg)) < 0)
+			fprintf(stderr, "isola-oci init: %s\n", msg);
+	}
 	_exit(127);
 }

@@ -15,7 +15,8 @@ enum {
 /* Fixed-size options the runtime sends to the init (SYNC_OPTS). */
 struct init_opts {
 	uint32_t flags;
-	int32_t fifo_fd;       /* exec fifo, opened O_RDWR */
+	int32_t fifo_fd;       /* exec fifo, opened O_RDWR: `start` writes one byte */
+	int32_t status_fd;     /* status fifo, O_RDWR: errors after start; closed by exec */
 	int32_t console_fd;    /* connected console socket or -1 */
 	int32_t preserve_fds;
 	int32_t host_pid;      /* the init's pid as the runtime sees it */

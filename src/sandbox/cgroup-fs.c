@@ -193,13 +193,12 @@ static int mount_hier(const struct cg_hier *h, const char *target, unsigned long
 {
 	const char *fstype = h->v2 ? "cgroup2" : "cgroup";
 	int r;
-	if (cgroupns) {
-		if (mount(fstype, target, fstype, flags & ATTR_MS, h->v2 ? NULL : h->key) == 0)
-			return 0;
-		/* Not allowed (user namespace without its own cgroup root): bind instead. */
-		if (errno != EPERM && errno != EBUSY)
-			return err_set(errno, "mount %s (%s)", fstype, h->v2 ? "unified" : h->key);
-	}
+	/* No bind fallback in a cgroup namespace: /proc/self/cgroup is relative
+	 * to its root there, and the bind would expose the host's hierarchy. */
+	if (cgroupns && mount(fstype, target, fstype, flags & ATTR_MS, h->v2 ? NULL : h->key) < 0)
+		return err_set(errno, "mount %s (%s)", fstype, h->v2 ? "unified" : h->key);
+	if (cgroupns)
+		return 0;
 	if (!*selfcg && (r = cg_read_whole("/proc/self/cgroup", selfcg)) < 0)
 		return err_set(-r, "read /proc/self/cgroup");
 	_cleanup_free_ char *rel = NULL, *src = NULL;
@@ -222,9 +221,9 @@ static int mount_hier(const struct cg_hier *h, const char *target, unsigned long
 /* The directory name a hierarchy has on the host ("cpu,cpuacct"). */
 static const char *subdir_name(const struct cg_hier *h)
 {
-	const char *base = h->mnt + strlen(CGROUP_ROOT "/");
-	if (!strncmp(h->mnt, CGROUP_ROOT "/", strlen(CGROUP_ROOT "/")) && *base && !strchr(base, '/'))
-		return base;
+	size_t n = strlen(CGROUP_ROOT "/");
+	if (!strncmp(h->mnt, CGROUP_ROOT "/", n) && h->mnt[n] && !strchr(h->mnt + n, '/'))
+		return h->mnt + n;
 	if (h->v2)
 		return "unified";
 	return strncmp(h->key, "name=", 5) ? h->key : h->key + 5;

@@ -992,7 +992,8 @@ static int apply_group(cgroup *cg, const struct res_group *g, const spec_resourc
 	if (cg->v2 >= 0 && cgroup_v2_ops.apply[g->res]) {
 		if (!g->v2 || v2_has(cg, g->v2))
 			return cgroup_v2_ops.apply[g->res](cg->d[cg->v2].path, r);
-		name = g->v2;
+		if (layout.mode == CGROUP_UNIFIED)
+			name = g->v2;
 	}
 	err_set(0, "%s: cgroup controller '%s' is not %s", field, name,
 		!cgroup_v2_ops.apply[g->res] || cg->v2 < 0 ? "mounted on this host" :
@@ -1048,14 +1049,14 @@ int cg_apply_rdma(const char *dir, const spec_resources *r)
 	for (size_t i = 0; i < r->n_rdma; i++) {
 		const spec_rdma *d = &r->rdma[i];
 		char field[256], val[256];
+		snprintf(field, sizeof field, FIELD("rdma.%s"), d->device);
+		if (strlen(d->device) > 64 || strpbrk(d->device, " \n"))
+			return err_set(0, "%s: invalid device name", field);
 		int n = snprintf(val, sizeof val, "%s", d->device);
 		if (d->hca_handles.has)
 			n += snprintf(val + n, sizeof val - (size_t)n, " hca_handle=%llu", (unsigned long long)d->hca_handles.v);
 		if (d->hca_objects.has)
 			snprintf(val + n, sizeof val - (size_t)n, " hca_object=%llu", (unsigned long long)d->hca_objects.v);
-		snprintf(field, sizeof field, FIELD("rdma.%s"), d->device);
-		if (strchr(d->device, ' ') || strchr(d->device, '\n'))
-			return err_set(0, "%s: invalid device name", field);
 		int k = d->hca_handles.has || d->hca_objects.has ? cg_write(field, dir, "rdma.max", val) : 0;
 		if (k < 0)
 			return k;

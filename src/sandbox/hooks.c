@@ -58,22 +58,40 @@ static int run_one(const spec_hook *h, const char *state, int *ret_status)
 	return 0;
 }
 
-int hooks_run(const oci_spec *s, int kind, const char *state_json)
+static int check_one(const oci_spec *s, int kind, size_t i, const char *state_json)
 {
-	const spec_hooks *hs = &s->hooks[kind];
-	for (size_t i = 0; i < hs->n; i++) {
-		int st = 0;
-		int r = run_one(&hs->v[i], state_json, &st);
-		if (r < 0)
-			return err_wrap(r, "hooks.%s[%zu] (%s)", spec_hook_names[kind], i, hs->v[i].path);
-		if (WIFSIGNALED(st))
-			return err_set(0, "hooks.%s[%zu] (%s): killed by signal %d", spec_hook_names[kind], i,
-				       hs->v[i].path, WTERMSIG(st));
-		if (WEXITSTATUS(st) == 127)
-			return err_set(0, "hooks.%s[%zu] (%s): could not execute (exit status 127)", spec_hook_names[kind], i, hs->v[i].path);
-		if (WEXITSTATUS(st) != 0)
-			return err_set(0, "hooks.%s[%zu] (%s): exit status %d", spec_hook_names[kind], i,
-				       hs->v[i].path, WEXITSTATUS(st));
-	}
+	const spec_hook *h = &s->hooks[kind].v[i];
+	const char *name = spec_hook_names[kind];
+	int st = 0;
+	int r = run_one(h, state_json, &st);
+	if (r < 0)
+		return err_wrap(r, "hooks.%s[%zu] (%s)", name, i, h->path);
+	if (WIFSIGNALED(st))
+		return err_set(0, "hooks.%s[%zu] (%s): killed by signal %d", name, i, h->path, WTERMSIG(st));
+	if (WEXITSTATUS(st) == 127)
+		return err_set(0, "hooks.%s[%zu] (%s): could not execute (exit status 127)", name, i, h->path);
+	if (WEXITSTATUS(st) != 0)
+		return err_set(0, "hooks.%s[%zu] (%s): exit status %d", name, i, h->path, WEXITSTATUS(st));
 	return 0;
+}
+
+int hooks_run(const oci_spec *s, int kind, const char *state_json, bool keep_going)
+{
+	int first = 0;
+	char msg[1024] = "";
+	for (size_t i = 0; i < s->hooks[kind].n; i++) {
+		int r = check_one(s, kind, i, state_json);
+		if (r == 0)
+			continue;
+		if (!keep_going)
+			return r;
+		fprintf(stderr, "isola-oci: warning: %s\n", err_msg());
+		if (!first) {
+			first = r;
+			snprintf(msg, sizeof msg, "%s", err_msg());
+		}
+	}
+	if (first)
+		err_set(0, "%s", msg);
+	return first;
 }
