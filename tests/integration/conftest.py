@@ -25,7 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("ISOLA_BUILD") or REPO / "build").resolve()
 RUNTIME = Path(os.environ.get("ISOLA_RUNTIME") or BUILD / "isola-oci")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-COMMAND_TIMEOUT = 30  # seconds for one runtime command
+COMMAND_TIMEOUT = float(os.environ.get("ISOLA_IT_TIMEOUT", "20"))  # one runtime command
+# A runtime that hangs would make every test wait for its timeout and the run
+# outlast CI's limit: after this many timeouts the session stops.
+MAX_TIMEOUTS = 5
+_timeouts = [0]
 
 
 def _runtime_name():
@@ -268,6 +272,10 @@ class Ctx:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+                _timeouts[0] += 1
+                if _timeouts[0] >= MAX_TIMEOUTS:
+                    pytest.exit(f"the runtime timed out {_timeouts[0]} times; stopping the "
+                                "session (last: " + " ".join(argv) + ")", returncode=1)
                 raise AssertionError(f"timed out after {timeout}s: {' '.join(argv)}") from None
             out.seek(0)
             err.seek(0)
