@@ -444,6 +444,9 @@ static int validate_for_runtime(const oci_spec *s)
 			return err_set(EOPNOTSUPP, "config.json: process.apparmorProfile: AppArmor is not enabled on this host");
 		return err_set(EOPNOTSUPP, "config.json: process.apparmorProfile: AppArmor profiles are not supported yet");
 	}
+	if (!s->linux.ns[NS_MOUNT].present && (s->root_readonly || s->linux.rootfs_propagation))
+		return err_set(0, "config.json: %s: needs a mount namespace (it would change the host's mounts)",
+			       s->root_readonly ? "root.readonly" : "linux.rootfsPropagation");
 	if ((s->hostname || s->domainname) && !s->linux.ns[NS_UTS].present)
 		return err_set(0, "config.json: hostname: setting the hostname needs a new uts namespace");
 	if ((s->linux.n_uid_mappings || s->linux.n_gid_mappings) && !s->linux.ns[NS_USER].present)
@@ -526,7 +529,8 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		   (s->hooks[HOOK_PRESTART].n || s->hooks[HOOK_CREATE_RUNTIME].n ? INIT_WANT_HOOKS : 0) |
 		   (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
 		   (s->linux.ns[NS_CGROUP].present ? INIT_CGROUPNS : 0) |
-		   (s->linux.seccomp.present ? INIT_SECCOMP : 0);
+		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) |
+		   (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0);
 	io.fifo_fd = ca->fifo_fd;
 	io.status_fd = ca->status_fd;
 	io.console_fd = ca->console_fd;

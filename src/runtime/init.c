@@ -88,7 +88,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	int r;
 	bool userns = o->flags & INIT_USERNS;
 	_cleanup_close_ int rootfd = -1;
-	if ((r = rootfs_prepare(s, &rootfd)) < 0)
+	if ((r = rootfs_prepare(s, o->flags & INIT_MOUNTNS, &rootfd)) < 0)
 		return r;
 	if ((r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS)) < 0)
 		return r;
@@ -114,7 +114,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	}
 	if ((r = run_container_hooks(s, HOOK_CREATE_CONTAINER, o, "creating")) < 0)
 		return r;
-	if ((r = rootfs_pivot(s, rootfd, o->flags & INIT_NO_PIVOT)) < 0)
+	if ((r = rootfs_pivot(s, rootfd, o->flags & INIT_NO_PIVOT, o->flags & INIT_MOUNTNS)) < 0)
 		return r;
 	if ((r = apply_sysctl(s)) < 0 || (r = set_names(s)) < 0)
 		return r;

@@ -10,6 +10,7 @@ enum {
 	INIT_USERNS = 1 << 2,         /* the container has its own user namespace */
 	INIT_CGROUPNS = 1 << 3,
 	INIT_SECCOMP = 1 << 4,        /* a SYNC_SECCOMP message follows */
+	INIT_MOUNTNS = 1 << 5,        /* own mount namespace (else: chroot, no pivot) */
 };
 
 /* Fixed-size options the runtime sends to the init (SYNC_OPTS). */

@@ -205,8 +205,10 @@ int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns)
 	return 0;
 }
 
-int rootfs_prepare(const oci_spec *s, int *ret_rootfd)
+int rootfs_prepare(const oci_spec *s, bool mountns, int *ret_rootfd)
 {
+	if (!mountns)
+		goto open_root;
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return err_set(errno, "make / a slave mount");
@@ -215,6 +217,7 @@ int rootfs_prepare(const oci_spec *s, int *ret_rootfd)
 	/* pivot_root refuses a shared parent: make the rootfs mount private. */
 	if (mount(NULL, s->root_path, NULL, MS_PRIVATE, NULL) < 0)
 		return err_set(errno, "make rootfs '%s' private", s->root_path);
+open_root:;
 	int fd = open(s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(errno, "open rootfs '%s'", s->root_path);
@@ -341,11 +344,15 @@ int rootfs_devices(const oci_spec *s, int rootfd, bool userns, const char *conso
 	return 0;
 }
 
-int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot)
+int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot, bool mountns)
 {
 	if (fchdir(rootfd) < 0)
 		return err_set(errno, "chdir to rootfs");
-	if (no_pivot) {
+	if (!mountns) {
+		/* The host's mount namespace: neither move nor pivot it. */
+		if (chroot(".") < 0)
+			return err_set(errno, "chroot into rootfs");
+	} else if (no_pivot) {
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			return err_set(errno, "move rootfs to /");
 		if (chroot(".") < 0)

@@ -7,14 +7,15 @@
 #include "spec/spec.h"
 
 /* Make the mount tree private/slave so nothing propagates to the host, and
- * bind the rootfs onto itself. Returns an O_PATH fd on the rootfs. */
-int rootfs_prepare(const oci_spec *s, int *ret_rootfd);
+ * bind the rootfs onto itself. Returns an O_PATH fd on the rootfs. Without a
+ * mount namespace (mountns false) the host's mounts are left as they are. */
+int rootfs_prepare(const oci_spec *s, bool mountns, int *ret_rootfd);
 /* Mount every entry of s->mounts beneath rootfd. */
 int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns);
 /* Default devices, linux.devices and the /dev symlinks. console_slave is the
  * pty slave path to bind on /dev/console, or NULL. */
 int rootfs_devices(const oci_spec *s, int rootfd, bool userns, const char *console_slave);
 /* pivot_root into the rootfs (or MS_MOVE + chroot with no_pivot). */
-int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot);
+int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot, bool mountns);
 /* After pivot_root: maskedPaths, readonlyPaths, root.readonly, rootfsPropagation. */
 int rootfs_finalize(const oci_spec *s);
