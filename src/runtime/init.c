@@ -217,6 +217,9 @@ int container_init_main(int sync)
 		goto fail;
 	if (s->process.umask.has)
 		umask((mode_t)s->process.umask.v);
+	/* Before the filter goes in: profiles need not allow close_range. */
+	if ((r = seal_fds(o.preserve_fds)) < 0)
+		goto fail;
 	bool nnp = s->process.no_new_privileges;
 	if (prog_loaded && !nnp) {
 		/* Without no_new_privs the filter needs CAP_SYS_ADMIN: load it
@@ -237,8 +240,6 @@ int container_init_main(int sync)
 		r = err_set(errno, "process.cwd: chdir '%s'", s->process.cwd);
 		goto fail;
 	}
-	if ((r = seal_fds(o.preserve_fds)) < 0)
-		goto fail;
 	char *empty_env[] = { NULL };
 	execve(exe, s->process.args, s->process.env ? s->process.env : empty_env);
 	r = err_set(errno, "exec '%s'", exe);
