@@ -245,17 +245,17 @@ class Ctx:
         return e
 
     def run(self, *args, global_args=(), timeout=COMMAND_TIMEOUT, env=None, stdin=None,
-            pass_fds=(), preexec_fn=None):
+            pass_fds=(), preexec_fn=None, cwd=None):
         """Run `runtime --root STATE [global_args] args...` to completion.
 
         Output goes through files, not pipes, so that a detached container that
         inherits the runtime's stdout does not keep the call waiting."""
         p = self.popen(*args, global_args=global_args, env=env, stdin=stdin,
-                       pass_fds=pass_fds, preexec_fn=preexec_fn)
+                       pass_fds=pass_fds, preexec_fn=preexec_fn, cwd=cwd)
         return p.result(timeout)
 
     def popen(self, *args, global_args=(), env=None, stdin=None, pass_fds=(),
-              preexec_fn=None):
+              preexec_fn=None, cwd=None):
         """Start the runtime in the background; .result(timeout) collects it."""
         argv = self.argv(args, global_args)
         out = tempfile.TemporaryFile(dir=self.dir)
@@ -263,7 +263,7 @@ class Ctx:
         p = subprocess.Popen(argv, stdout=out, stderr=err,
                              stdin=subprocess.DEVNULL if stdin is None else stdin,
                              env=self._env(env), pass_fds=pass_fds, preexec_fn=preexec_fn,
-                             start_new_session=True)
+                             cwd=cwd, start_new_session=True)
         self.procs.append(p)
 
         def result(timeout=COMMAND_TIMEOUT):

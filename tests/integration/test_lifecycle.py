@@ -74,13 +74,10 @@ def test_pid_file(ctx, bundle):
 
 def test_pid_file_relative_path(ctx, bundle):
     b = bundle(default_config(["sleep", "1000"]))
-    ctx.run("create", "--bundle", b.path, "--pid-file", "rel.pid", b.id).ok()
-    # Relative to the runtime's working directory, which is the test's cwd.
-    pidfile = os.path.join(os.getcwd(), "rel.pid")
-    try:
-        assert int(open(pidfile).read().strip()) == ctx.state(b.id)["pid"]
-    finally:
-        os.unlink(pidfile)
+    workdir = ctx.hostdir("workdir", 0o755)
+    ctx.run("create", "--bundle", b.path, "--pid-file", "rel.pid", b.id, cwd=workdir).ok()
+    # Relative to the runtime's working directory.
+    assert int((workdir / "rel.pid").read_text().strip()) == ctx.state(b.id)["pid"]
 
 
 @pytest.mark.parametrize("code", [0, 3, 42, 255])
@@ -309,3 +306,19 @@ def test_preserve_fds(ctx, bundle):
     assert r.rc == 0, str(r)
     assert (b.out / "from-fd3").read_text() == "through fd 3\n"
     assert "3" in (b.out / "fds").read_text().split()
+
+
+def test_bundle_defaults_to_cwd(ctx, bundle):
+    b = bundle(default_config(["sleep", "1000"]))
+    ctx.run("create", b.id, cwd=b.path).ok()
+    st = ctx.state(b.id)
+    assert os.path.isabs(st["bundle"])
+    assert os.path.realpath(st["bundle"]) == os.path.realpath(b.path)
+
+
+def test_relative_bundle_path_stored_absolute(ctx, bundle):
+    b = bundle(default_config(["sleep", "1000"]))
+    ctx.run("create", "--bundle", b.path.name, b.id, cwd=b.path.parent).ok()
+    st = ctx.state(b.id)
+    assert os.path.isabs(st["bundle"])
+    assert os.path.realpath(st["bundle"]) == os.path.realpath(b.path)
