@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -526,7 +527,7 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 	}
 	struct init_opts io = { 0 };
 	io.flags = (o->no_pivot ? INIT_NO_PIVOT : 0) |
-		   (s->hooks[HOOK_PRESTART].n || s->hooks[HOOK_CREATE_RUNTIME].n ? INIT_WANT_HOOKS : 0) |
+		   (s->hooks[HOOK_CREATE_RUNTIME].n ? INIT_WANT_HOOKS : 0) |
 		   (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
 		   (s->linux.ns[NS_CGROUP].present ? INIT_CGROUPNS : 0) |
 		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) |
@@ -559,9 +560,7 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		switch (m.type) {
 		case SYNC_HOOKS: {
 			_cleanup_free_ char *st = state_json_for_hooks(o->id, "creating", c->init, s->bundle, s);
-			r = hooks_run(s, HOOK_PRESTART, st, false);
-			if (r == 0)
-				r = hooks_run(s, HOOK_CREATE_RUNTIME, st, false);
+			r = hooks_run(s, HOOK_CREATE_RUNTIME, st, false);
 			sync_msg_clear(&m);
 			if (r < 0)
 				return r;
@@ -737,7 +736,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	if ((r = handshake(sp[0], s, &ca, &c, raw, rawlen, o)) < 0)
 		goto out;
 	unsigned long long starttime = proc_starttime(c.init);
-	if (s->hooks[HOOK_POSTSTART].n || s->hooks[HOOK_POSTSTOP].n) {
+	if (s->hooks[HOOK_PRESTART].n || s->hooks[HOOK_POSTSTART].n || s->hooks[HOOK_POSTSTOP].n ||
+	    !s->linux.ns[NS_MOUNT].present) {
 		if ((r = write_file_atomic_at(c.statefd, CONFIG_COPY, raw, rawlen, 0600)) < 0)
 			goto out;
 	}
@@ -799,6 +799,8 @@ static oci_spec *config_of(const container_state *st)
 	return s;
 }
 
+static int delete_locked(const char *root, int dfd, const char *id, bool force);
+
 int container_start(const char *root, const char *id)
 {
 	_cleanup_close_ int dfd = open_state_dir(root, id);
@@ -815,17 +817,34 @@ int container_start(const char *root, const char *id)
 		container_state_clear(&st);
 		return r;
 	}
+	oci_spec *s = config_of(&st);
+	if (s && s->hooks[HOOK_PRESTART].n) {
+		/* runtime-tools checks the old timing: prestart runs at start,
+		 * with the container "created", before the process. A failure
+		 * stops the container and deletes it (lifecycle step 9). */
+		_cleanup_free_ char *js = state_json_for_hooks(id, "created", st.pid, st.bundle, s);
+		if ((r = hooks_run(s, HOOK_PRESTART, js, false)) < 0) {
+			char msg[2048];
+			snprintf(msg, sizeof msg, "%s", err_msg());
+			spec_free(s);
+			container_state_clear(&st);
+			(void)delete_locked(root, dfd, id, true);
+			return err_set(0, "%s", msg);
+		}
+	}
 	/* Opened before the init is released: its end closes when it execs
 	 * the container process, or carries the error that stopped it. */
 	_cleanup_close_ int status = openat(dfd, STATUS_FIFO, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	_cleanup_close_ int fifo = openat(dfd, FIFO_FILE, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fifo < 0) {
 		r = err_set(errno, "container \"%s\": open exec fifo", id);
+		spec_free(s);
 		container_state_clear(&st);
 		return r;
 	}
 	if (write(fifo, "0", 1) != 1) {
 		r = err_set(errno, "container \"%s\": write exec fifo", id);
+		spec_free(s);
 		container_state_clear(&st);
 		return r;
 	}
@@ -846,11 +865,11 @@ int container_start(const char *root, const char *id)
 		if (n > 0) {
 			msg[n] = '\0';
 			r = err_set(0, "container \"%s\": %s", id, msg);
+			spec_free(s);
 			container_state_clear(&st);
 			return r;
 		}
 	}
-	oci_spec *s = config_of(&st);
 	if (s && s->hooks[HOOK_POSTSTART].n) {
 		/* The spec: failed poststart hooks are warnings, the container stays. */
 		_cleanup_free_ char *js = state_json_for_hooks(id, "running", st.pid, st.bundle, s);
@@ -912,23 +931,54 @@ static void wait_gone(pid_t pid, unsigned long long starttime)
 	}
 }
 
-int container_delete(const char *root, const char *id, bool force)
+/* Mounts a container without its own mount namespace left in the host's:
+ * everything below its rootfs, deepest first. */
+static void unmount_beneath(const char *rootfs)
 {
-	_cleanup_close_ int dfd = open_state_dir(root, id);
-	if (dfd < 0)
-		return dfd;
-	if (flock(dfd, LOCK_EX) < 0)
-		return err_set(errno, "lock container \"%s\"", id);
+	if (!rootfs || !rootfs[0] || !strcmp(rootfs, "/"))
+		return;
+	char *text = NULL;
+	if (read_file_at(AT_FDCWD, "/proc/self/mountinfo", &text, NULL) < 0) {
+		err_clear();
+		return;
+	}
+	size_t len = strlen(rootfs), n = 0, cap = 0;
+	char **v = NULL;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char mp[PATH_MAX];
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		if (strncmp(mp, rootfs, len) || (mp[len] != '/' && mp[len] != '\0'))
+			continue;
+		if (n == cap) {
+			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *v);
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[n++] = strdup(mp);
+	}
+	free(text);
+	while (n > 0) {
+		char *mp = v[--n];
+		if (mp) {
+			(void)umount2(mp, MNT_DETACH); /* best effort */
+			free(mp);
+		}
+	}
+	free(v);
+}
+
+static int delete_locked(const char *root, int dfd, const char *id, bool force)
+{
 	container_state st;
 	int r = load_at(dfd, id, &st);
 	if (r < 0)
 		return r;
-	if (st.status == ST_RUNNING || st.status == ST_PAUSED || (st.status == ST_CREATING && !force)) {
-		if (!force) {
-			r = err_set(0, "container \"%s\" is %s: stop it first or use --force", id, container_status_names[st.status]);
-			container_state_clear(&st);
-			return r;
-		}
+	if (st.status != ST_STOPPED && !force) {
+		r = err_set(0, "container \"%s\" is %s: stop it first or use --force", id, container_status_names[st.status]);
+		container_state_clear(&st);
+		return r;
 	}
 	cgroup *cg = NULL;
 	if (st.cgroup[0] && cgroup_open(st.cgroup, &cg) < 0)
@@ -952,19 +1002,29 @@ int container_delete(const char *root, const char *id, bool force)
 		}
 	}
 	oci_spec *s = config_of(&st);
+	if (s && !s->linux.ns[NS_MOUNT].present)
+		unmount_beneath(st.rootfs);
 	if (s && s->hooks[HOOK_POSTSTOP].n) {
 		_cleanup_free_ char *js = state_json_for_hooks(id, "stopped", 0, st.bundle, s);
 		(void)hooks_run(s, HOOK_POSTSTOP, js, true);
 	}
 	spec_free(s);
 	container_state_clear(&st);
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s", root);
 	_cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0 || rm_rf_at(rootfd, id) < 0)
 		return err_set(errno, "remove state of \"%s\"", id);
 	err_clear();
 	return 0;
+}
+
+int container_delete(const char *root, const char *id, bool force)
+{
+	_cleanup_close_ int dfd = open_state_dir(root, id);
+	if (dfd < 0)
+		return dfd;
+	if (flock(dfd, LOCK_EX) < 0)
+		return err_set(errno, "lock container \"%s\"", id);
+	return delete_locked(root, dfd, id, force);
 }
 
 static int cmpstr(const void *a, const void *b)

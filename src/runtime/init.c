@@ -83,6 +83,31 @@ static int seal_fds(int preserve)
 	return 0;
 }
 
+/* The runtime sends the seccomp program while we build the rootfs; it may
+ * arrive before an answer we wait for. */
+static struct sync_msg stashed_seccomp = { .fd = -1 };
+
+static int expect_stashing(int sync, uint32_t want, struct sync_msg *m)
+{
+	for (;;) {
+		int r = sync_recv(sync, m);
+		if (r < 0)
+			return r == -EPIPE ? err_set(0, "the runtime went away") : err_set(-r, "read from the runtime");
+		if (m->type == SYNC_SECCOMP && want != SYNC_SECCOMP && !stashed_seccomp.data) {
+			stashed_seccomp = *m;
+			continue;
+		}
+		if (m->type == want)
+			return 0;
+		if (m->type == SYNC_ERROR)
+			r = err_set(0, "%s", (char *)m->data);
+		else
+			r = err_set(EPROTO, "unexpected message %u from the runtime", m->type);
+		sync_msg_clear(m);
+		return r;
+	}
+}
+
 static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_prog *prog, bool *prog_loaded)
 {
 	int r;
@@ -108,7 +133,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 		if ((r = sync_send(sync, SYNC_HOOKS, NULL, 0, -1)) < 0)
 			return err_set(-r, "ask the runtime to run hooks");
 		struct sync_msg m;
-		if ((r = sync_expect(sync, SYNC_HOOKS_DONE, &m)) < 0)
+		if ((r = expect_stashing(sync, SYNC_HOOKS_DONE, &m)) < 0)
 			return r;
 		sync_msg_clear(&m);
 	}
@@ -129,8 +154,12 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 		return r;
 	if (o->flags & INIT_SECCOMP) {
 		struct sync_msg m;
-		if ((r = sync_expect(sync, SYNC_SECCOMP, &m)) < 0)
+		if (stashed_seccomp.data) {
+			m = stashed_seccomp;
+			stashed_seccomp.data = NULL;
+		} else if ((r = expect_stashing(sync, SYNC_SECCOMP, &m)) < 0) {
 			return r;
+		}
 		r = seccomp_prog_from_blob(m.data, m.len, prog);
 		sync_msg_clear(&m);
 		if (r < 0)

@@ -473,18 +473,10 @@ int spec_parse_linux(spec_ctx *c, json_t *v, void *t)
 	return spec_dispatch(c, v, linux_fields, c->spec);
 }
 
-void spec_free_linux(oci_spec *s)
+void spec_resources_free(spec_resources *r)
 {
-	for (int i = 0; i < NS__MAX; i++)
-		free(s->linux.ns[i].path);
-	free(s->linux.uid_mappings);
-	free(s->linux.gid_mappings);
-	for (size_t i = 0; s->linux.devices && i < s->linux.n_devices; i++)
-		free(s->linux.devices[i].path);
-	free(s->linux.devices);
-	free(s->linux.cgroups_path);
-
-	spec_resources *r = &s->linux.resources;
+	if (!r)
+		return;
 	free(r->devices);
 	free(r->cpu.cpus);
 	free(r->cpu.mems);
@@ -501,6 +493,21 @@ void spec_free_linux(oci_spec *s)
 		free(r->rdma[i].device);
 	free(r->rdma);
 	spec_kv_free(r->unified, r->n_unified);
+	memset(r, 0, sizeof *r);
+}
+
+void spec_free_linux(oci_spec *s)
+{
+	for (int i = 0; i < NS__MAX; i++)
+		free(s->linux.ns[i].path);
+	free(s->linux.uid_mappings);
+	free(s->linux.gid_mappings);
+	for (size_t i = 0; s->linux.devices && i < s->linux.n_devices; i++)
+		free(s->linux.devices[i].path);
+	free(s->linux.devices);
+	free(s->linux.cgroups_path);
+
+	spec_resources_free(&s->linux.resources);
 
 	spec_seccomp *sc = &s->linux.seccomp;
 	free(sc->arches);
