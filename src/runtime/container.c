@@ -257,7 +257,7 @@ static int write_idmap(pid_t pid, const char *file, const spec_idmap *m, size_t 
 	return 0;
 }
 
-static int connect_unix(const char *path)
+int runtime_connect_unix(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof sa.sun_path)
@@ -274,15 +274,6 @@ static int connect_unix(const char *path)
 	return fd;
 }
 
-/* Everything the cloned child needs before it re-executes as the init. */
-struct child_args {
-	const oci_spec *s;
-	int sync, exe_fd, fifo_fd, status_fd, console_fd;
-	int ns_fds[NS__MAX];
-	int unshare_flags;  /* namespaces the child still has to create itself */
-	bool slow;          /* joins namespaces or must fork again for a pid namespace */
-	bool userns_new;
-};
 
 static int child_wait_go(int sync)
 {
@@ -380,7 +371,7 @@ fail:
 	_exit(1);
 }
 
-static pid_t clone_child(struct child_args *a, int clone_flags)
+pid_t runtime_clone_child(struct child_args *a, int clone_flags)
 {
 	struct clone_args ca = { .flags = (uint64_t)clone_flags, .exit_signal = SIGCHLD };
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
@@ -470,7 +461,7 @@ static int validate_for_runtime(const oci_spec *s)
 	return 0;
 }
 
-static int open_ns_paths(const oci_spec *s, int fds[NS__MAX])
+int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX])
 {
 	for (int t = 0; t < NS__MAX; t++) {
 		fds[t] = -1;
@@ -648,14 +639,14 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	if ((r = spec_load_bundle(o->bundle ? o->bundle : ".", &s, &raw, &rawlen)) < 0)
 		return r;
 	ca.s = s;
-	if ((r = validate_for_runtime(s)) < 0 || (r = open_ns_paths(s, ca.ns_fds)) < 0)
+	if ((r = validate_for_runtime(s)) < 0 || (r = runtime_open_ns_paths(s, ca.ns_fds)) < 0)
 		goto out;
 	struct stat rst;
 	if (stat(s->root_path, &rst) < 0 || !S_ISDIR(rst.st_mode)) {
 		r = err_set(stat(s->root_path, &rst) < 0 ? errno : ENOTDIR, "config.json: root.path: '%s'", s->root_path);
 		goto out;
 	}
-	if (o->console_socket && ca.console_fd < 0 && (ca.console_fd = connect_unix(o->console_socket)) < 0) {
+	if (o->console_socket && ca.console_fd < 0 && (ca.console_fd = runtime_connect_unix(o->console_socket)) < 0) {
 		r = err_wrap(ca.console_fd, "--console-socket");
 		goto out;
 	}
@@ -725,7 +716,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		ca.unshare_flags = flags & ~CLONE_NEWUSER;
 		flags = 0;
 	}
-	pid_t pid = clone_child(&ca, flags);
+	pid_t pid = runtime_clone_child(&ca, flags);
 	if (pid < 0) {
 		r = err_set(-pid, "clone the container init (namespaces 0x%x)", flags);
 		goto out;
@@ -736,11 +727,9 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	if ((r = handshake(sp[0], s, &ca, &c, raw, rawlen, o)) < 0)
 		goto out;
 	unsigned long long starttime = proc_starttime(c.init);
-	if (s->hooks[HOOK_PRESTART].n || s->hooks[HOOK_POSTSTART].n || s->hooks[HOOK_POSTSTOP].n ||
-	    !s->linux.ns[NS_MOUNT].present) {
-		if ((r = write_file_atomic_at(c.statefd, CONFIG_COPY, raw, rawlen, 0600)) < 0)
-			goto out;
-	}
+	/* Kept for start (prestart, poststart), exec, update and delete. */
+	if ((r = write_file_atomic_at(c.statefd, CONFIG_COPY, raw, rawlen, 0600)) < 0)
+		goto out;
 	if ((r = write_state(c.statefd, o->id, "created", c.init, starttime, s->bundle, s->root_path, created,
 			     cgroup_path(c.cg), s)) < 0)
 		goto out;
@@ -791,7 +780,7 @@ out:
 
 /* ---- start / kill / delete ----------------------------------------- */
 
-static oci_spec *config_of(const container_state *st)
+oci_spec *runtime_config_of(const container_state *st)
 {
 	oci_spec *s = NULL;
 	if (st->config_copy && spec_parse(st->config_copy, strlen(st->config_copy), "config.json", &s) < 0)
@@ -817,7 +806,7 @@ int container_start(const char *root, const char *id)
 		container_state_clear(&st);
 		return r;
 	}
-	oci_spec *s = config_of(&st);
+	oci_spec *s = runtime_config_of(&st);
 	if (s && s->hooks[HOOK_PRESTART].n) {
 		/* runtime-tools checks the old timing: prestart runs at start,
 		 * with the container "created", before the process. A failure
@@ -1001,7 +990,7 @@ static int delete_locked(const char *root, int dfd, const char *id, bool force)
 			return err_wrap(r, "delete container \"%s\"", id);
 		}
 	}
-	oci_spec *s = config_of(&st);
+	oci_spec *s = runtime_config_of(&st);
 	if (s && !s->linux.ns[NS_MOUNT].present)
 		unmount_beneath(st.rootfs);
 	if (s && s->hooks[HOOK_POSTSTOP].n) {

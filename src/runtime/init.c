@@ -113,11 +113,24 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	int r;
 	bool userns = o->flags & INIT_USERNS;
 	_cleanup_close_ int rootfd = -1;
+	_cleanup_close_ int slave = -1;
+	if (o->flags & INIT_EXEC) {
+		/* Joined the container's namespaces: / is its root already. */
+		if (s->process.terminal) {
+			if (o->console_fd < 0)
+				return err_set(0, "process.terminal is true but no console socket was given (--console-socket)");
+			if ((rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+				return err_set(errno, "open /");
+			if ((r = console_create(s, rootfd, o->console_fd, &slave)) < 0)
+				return r;
+			close(o->console_fd);
+		}
+		goto process;
+	}
 	if ((r = rootfs_prepare(s, o->flags & INIT_MOUNTNS, &rootfd)) < 0)
 		return r;
 	if ((r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS)) < 0)
 		return r;
-	_cleanup_close_ int slave = -1;
 	char slave_path[64] = "";
 	if (s->process.terminal) {
 		if (o->console_fd < 0)
@@ -150,6 +163,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 		if (stat(s->process.cwd, &st) < 0 && mkdir_p(s->process.cwd, 0755) < 0)
 			return err_wrap(-ENOENT, "process.cwd");
 	}
+process:
 	if ((r = process_set_rlimits(s)) < 0 || (r = process_set_sched(s)) < 0)
 		return r;
 	if (o->flags & INIT_SECCOMP) {
@@ -229,6 +243,8 @@ int container_init_main(int sync)
 		goto fail;
 	if ((r = process_find_executable(s, &exe)) < 0)
 		goto fail;
+	if (o.flags & INIT_EXEC)
+		goto exec; /* the sync socket closes at exec: that is success */
 	if ((r = sync_send(sync, SYNC_READY, NULL, 0, -1)) < 0) {
 		r = err_set(-r, "tell the runtime the container is created");
 		goto fail;
@@ -244,6 +260,7 @@ int container_init_main(int sync)
 	close(o.fifo_fd);
 	if ((r = run_container_hooks(s, HOOK_START_CONTAINER, &o, "created")) < 0)
 		goto fail;
+exec:
 	if (s->process.umask.has)
 		umask((mode_t)s->process.umask.v);
 	/* Before the filter goes in: profiles need not allow close_range. */

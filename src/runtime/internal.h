@@ -2,6 +2,7 @@
 #pragma once
 #include <stdint.h>
 #include <limits.h>
+#include <stdbool.h>
 #include "spec/spec.h"
 
 enum {
@@ -11,6 +12,7 @@ enum {
 	INIT_CGROUPNS = 1 << 3,
 	INIT_SECCOMP = 1 << 4,        /* a SYNC_SECCOMP message follows */
 	INIT_MOUNTNS = 1 << 5,        /* own mount namespace (else: chroot, no pivot) */
+	INIT_EXEC = 1 << 6,           /* exec into a running container: no rootfs setup */
 };
 
 /* Fixed-size options the runtime sends to the init (SYNC_OPTS). */
@@ -28,3 +30,22 @@ struct init_opts {
 /* Build the state JSON handed to hooks and listeners. */
 char *state_json_for_hooks(const char *id, const char *status, int pid, const char *bundle,
 			   const oci_spec *s);
+
+/* Everything the cloned child needs before it re-executes as the init. */
+struct child_args {
+	const oci_spec *s;
+	int sync, exe_fd, fifo_fd, status_fd, console_fd;
+	int ns_fds[NS__MAX];
+	int unshare_flags;  /* namespaces the child still has to create itself */
+	bool slow;          /* joins namespaces or must fork again for a pid namespace */
+	bool userns_new;
+};
+
+/* clone3 a child that joins/creates namespaces and re-executes the runtime
+ * from a protected handle as the init (container.c). */
+pid_t runtime_clone_child(struct child_args *a, int clone_flags);
+int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX]);
+int runtime_connect_unix(const char *path);
+/* The container's saved config (state dir), or NULL. */
+#include "container.h"
+oci_spec *runtime_config_of(const container_state *st);

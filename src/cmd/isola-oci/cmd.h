@@ -16,3 +16,8 @@ int parse_signal(const char *s);
 /* `run`: create + start, then (unless detached) wait, forwarding signals and
  * the terminal, delete, and exit with the container's status. */
 int run_container(struct create_opts *o, bool detach);
+#include <signal.h>
+int foreground_wait(pid_t pid, int master, const sigset_t *mask);
+/* Block every catchable signal (to forward them) into *old. */
+void block_forwarded_signals(sigset_t *mask);
+int cmd_exec(int argc, char **argv);

@@ -388,7 +388,7 @@ static int cmd_features(int argc, char **argv)
 static const struct { const char *name; int (*fn)(int, char **); } commands[] = {
 	{ "create", cmd_create }, { "start", cmd_start }, { "run", cmd_run }, { "state", cmd_state },
 	{ "kill", cmd_kill }, { "delete", cmd_delete }, { "list", cmd_list }, { "spec", cmd_spec },
-	{ "features", cmd_features },
+	{ "features", cmd_features }, { "exec", cmd_exec },
 };
 
 static void usage(FILE *f)

@@ -43,55 +43,13 @@ static bool pump(int from, int to)
 	return true;
 }
 
-int run_container(struct create_opts *o, bool detach)
+/* Wait for pid (our child, or reparented to us as subreaper), forwarding
+ * the blocked signals in *mask to it and, with a pty master, the terminal.
+ * Returns the exit code to give: the status, or 128 + signal. */
+int foreground_wait(pid_t pid, int master, const sigset_t *mask)
 {
-	int r;
-	int csock[2] = { -1, -1 };
 	struct termios saved;
 	bool raw = false;
-	/* In the foreground we own the terminal: make a console socket pair. */
-	if (!detach && !o->console_socket) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, csock) < 0)
-			return fail_cmd(err_set(errno, "socketpair"));
-		o->console_fd = csock[1];
-	}
-	/* A grandchild init (joined pid namespace) must still be ours to reap. */
-	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-	sigset_t mask, old;
-	sigfillset(&mask);
-	sigdelset(&mask, SIGSEGV);
-	sigdelset(&mask, SIGBUS);
-	sigdelset(&mask, SIGILL);
-	sigdelset(&mask, SIGFPE);
-	if (!detach)
-		sigprocmask(SIG_BLOCK, &mask, &old);
-	pid_t pid;
-	r = container_create(o, &pid);
-	if (csock[1] >= 0) {
-		close(csock[1]);
-		o->console_fd = -1;
-	}
-	if (r < 0) {
-		if (csock[0] >= 0)
-			close(csock[0]);
-		return fail_cmd(r);
-	}
-	int master = -1;
-	if (csock[0] >= 0) {
-		/* The init sent a pty master only if process.terminal is set. */
-		struct pollfd p = { csock[0], POLLIN, 0 };
-		if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
-			(void)recv_fd(csock[0], &master);
-		close(csock[0]);
-	}
-	if ((r = container_start(g.root, o->id)) < 0) {
-		fail_cmd(r);
-		(void)container_delete(g.root, o->id, true);
-		return 1;
-	}
-	if (detach)
-		return 0;
-
 	if (master >= 0 && isatty(0) && tcgetattr(0, &saved) == 0) {
 		struct termios t = saved;
 		cfmakeraw(&t);
@@ -100,7 +58,7 @@ int run_container(struct create_opts *o, bool detach)
 		if (ioctl(0, TIOCGWINSZ, &ws) == 0)
 			(void)ioctl(master, TIOCSWINSZ, &ws);
 	}
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	int sfd = signalfd(-1, mask, SFD_CLOEXEC);
 	int status = 0;
 	bool in_open = master >= 0;
 	for (;;) {
@@ -143,7 +101,63 @@ int run_container(struct create_opts *o, bool detach)
 		;
 	if (raw)
 		tcsetattr(0, TCSANOW, &saved);
+	return status_to_exit(status);
+}
+
+void block_forwarded_signals(sigset_t *mask)
+{
+	sigfillset(mask);
+	sigdelset(mask, SIGSEGV);
+	sigdelset(mask, SIGBUS);
+	sigdelset(mask, SIGILL);
+	sigdelset(mask, SIGFPE);
+	sigprocmask(SIG_BLOCK, mask, NULL);
+}
+
+int run_container(struct create_opts *o, bool detach)
+{
+	int r;
+	int csock[2] = { -1, -1 };
+	/* In the foreground we own the terminal: make a console socket pair. */
+	if (!detach && !o->console_socket) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, csock) < 0)
+			return fail_cmd(err_set(errno, "socketpair"));
+		o->console_fd = csock[1];
+	}
+	/* A grandchild init (joined pid namespace) must still be ours to reap. */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	sigset_t mask;
+	if (!detach)
+		block_forwarded_signals(&mask);
+	pid_t pid;
+	r = container_create(o, &pid);
+	if (csock[1] >= 0) {
+		close(csock[1]);
+		o->console_fd = -1;
+	}
+	if (r < 0) {
+		if (csock[0] >= 0)
+			close(csock[0]);
+		return fail_cmd(r);
+	}
+	int master = -1;
+	if (csock[0] >= 0) {
+		/* The init sent a pty master only if process.terminal is set. */
+		struct pollfd p = { csock[0], POLLIN, 0 };
+		if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
+			(void)recv_fd(csock[0], &master);
+		close(csock[0]);
+	}
+	if ((r = container_start(g.root, o->id)) < 0) {
+		fail_cmd(r);
+		(void)container_delete(g.root, o->id, true);
+		return 1;
+	}
+	if (detach)
+		return 0;
+
+	int status = foreground_wait(pid, master, &mask);
 	if (container_delete(g.root, o->id, true) < 0)
 		fail_cmd(-1);
-	return status_to_exit(status);
+	return status;
 }
