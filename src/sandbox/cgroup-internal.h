@@ -72,3 +72,16 @@ int cg_apply_pids(const char *dir, const spec_resources *r);
 int cg_apply_rdma(const char *dir, const spec_resources *r);
 /* Sleep ~ms milliseconds (used by retry and poll loops). */
 void cg_sleep_ms(unsigned ms);
+
+/* ---- cgroup v2 device filter (cgroup-bpf.c) ---- */
+struct bpf_insn;
+/* Compile device rules into a BPF_PROG_TYPE_CGROUP_DEVICE program: the last
+ * matching rule decides each access, no match denies, type 'a' matches every
+ * device and access. *ret is malloc'd. Errors name linux.resources.devices[i]. */
+int cg_bpf_devices_compile(const spec_dev_rule *rules, size_t n, struct bpf_insn **ret, size_t *ret_n);
+/* Load that program and make it the device program of the cgroup2 directory
+ * `dir` (BPF_F_ALLOW_MULTI): attach it, then detach the ones that were there
+ * (found with BPF_PROG_QUERY), so an update replaces the previous filter. */
+int cg_bpf_devices_apply(const char *dir, const spec_dev_rule *rules, size_t n);
+/* How many device programs are attached to `dir` itself, or -errno. */
+int cg_bpf_devices_count(const char *dir);

@@ -217,11 +217,12 @@ static int v2_hugetlb(const char *dir, const spec_resources *r)
 	return 0;
 }
 
+/* No devices controller in v2: an eBPF program on the directory (cgroup-bpf.c). */
 static int v2_devices(const char *dir, const spec_resources *r)
 {
 	if (!r->n_devices)
 		return 0;
-	return unsupported(FIELD("devices"), "eBPF device filter not implemented yet");
+	return cg_bpf_devices_apply(dir, r->devices, r->n_devices);
 }
 
 static int v2_freeze_state(const char *dir)

@@ -626,7 +626,7 @@ static void test_apply(cgroup *cg, const char *p, struct kid *k)
 		CHECK_CONTAINS(err_msg(), "linux.resources.network.classID: cgroup controller 'net_cls' is not mounted");
 	}
 
-	/* devices: v1 list; v2 needs eBPF (not there yet) */
+	/* devices: v1 list, or an eBPF program on v2 */
 	spec_dev_rule rules[] = {
 		{ false, 'a', -1, -1, "rwm" },
 		{ true, 'c', 1, 3, "rwm" },
@@ -640,10 +640,15 @@ static void test_apply(cgroup *cg, const char *p, struct kid *k)
 	if ((m = v1_mount("devices"))) {
 		CHECK_INT(rc, 0);
 		CHECK_STR(readf("%s%s/devices.list", m, p), "c 1:3 rwm\nc 136:* rw");
-	} else {
+	} else if (v2_mount()) { /* an eBPF program (cgroup-bpf.c); applying again replaces it */
+		char dir[512];
+		CHECK_INT(rc, 0);
+		snprintf(dir, sizeof dir, "%s%s", v2_mount(), p);
+		CHECK_INT(cg_bpf_devices_count(dir), 1);
+		CHECK_INT(cgroup_apply(cg, &r), 0);
+		CHECK_INT(cg_bpf_devices_count(dir), 1);
+	} else
 		CHECK_INT(rc, -EOPNOTSUPP);
-		CHECK_CONTAINS(err_msg(), "linux.resources.devices: eBPF device filter not implemented yet");
-	}
 
 	/* fields v2 cannot express */
 	if (mode == CGROUP_UNIFIED && v2_has(p, "memory")) {
