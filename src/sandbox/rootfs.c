@@ -247,13 +247,12 @@ static int make_device(int rootfd, const char *path, char type, unsigned maj, un
 	if (dfd < 0)
 		return err_set(errno, "open parent of device %s", path);
 	(void)unlinkat(dfd, leaf, 0); /* replace whatever the image had */
-	if (type == 'p') {
-		if (mkfifoat(dfd, leaf, perm) < 0)
-			return err_set(errno, "mkfifo %s", path);
-	} else if (!userns) {
-		mode_t m = perm | (type == 'b' ? S_IFBLK : S_IFCHR);
-		if (mknodat(dfd, leaf, m, makedev(maj, min)) < 0)
-			return err_set(errno, "mknod %s", path);
+	if (type == 'p' || !userns) {
+		int r = type == 'p' ? mkfifoat(dfd, leaf, perm)
+				    : mknodat(dfd, leaf, perm | (type == 'b' ? S_IFBLK : S_IFCHR), makedev(maj, min));
+		if (r < 0)
+			return err_set(errno, "%s %s", type == 'p' ? "mkfifo" : "mknod", path);
+		/* The umask must not narrow the configured mode. */
 		if (fchmodat(dfd, leaf, perm, 0) < 0)
 			return err_set(errno, "chmod %s", path);
 	} else {
