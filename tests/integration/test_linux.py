@@ -209,6 +209,24 @@ def test_linux_devices(ctx, run_container):
     assert "write-ok" in out
 
 
+def test_linux_devices_fifo_mode_not_narrowed_by_umask(ctx, run_container):
+    """fileMode is the node's mode as given: 0660 stays 0660 under a 022 umask."""
+    config = sh("stat -c '%n|%F|%t|%T|%a|%u|%g' /dev/myfifo /dev/myblk")
+    config["linux"]["devices"] = [
+        {"path": "/dev/myfifo", "type": "p", "fileMode": 0o660},
+        {"path": "/dev/myblk", "type": "b", "major": 7, "minor": 42, "fileMode": 0o664},
+    ]
+    old = os.umask(0o022)
+    try:
+        rc, out, err = run_container(config)
+    finally:
+        os.umask(old)
+    assert rc == 0, err
+    st = _stat_lines(out)
+    assert st["/dev/myfifo"][0] == "fifo" and st["/dev/myfifo"][3] == "660"
+    assert st["/dev/myblk"][:4] == ["block special file", "7", "2a", "664"]
+
+
 def test_device_cgroup_denies_unlisted(run_container):
     """The default rules deny everything but the default devices: a device node
     that is not allowed cannot be opened even if it exists."""
