@@ -214,6 +214,15 @@ int spec_parse(const char *json, size_t len, const char *file, oci_spec **ret);
 int spec_load_bundle(const char *bundle, oci_spec **ret, char **ret_raw, size_t *ret_rawlen);
 void spec_free(oci_spec *s);
 
+/* Parse a linux.resources object on its own (`update -r FILE`). Errors name
+ * the file and the field: "resources.json: memory.limit: expected integer,
+ * got string". *ret (present = true) is freed with spec_resources_free(). */
+int spec_parse_resources(const char *json, size_t len, const char *file, spec_resources *ret);
+void spec_resources_free(spec_resources *r);
+/* A size as runc's flags take it: bytes or with a k/m/g/t/p suffix (binary
+ * multiples, optional "i"/"b": "64m", "1.5g", "2GiB"). 0, -EINVAL or -ERANGE. */
+int spec_parse_mem_size(const char *s, int64_t *ret);
+
 /* Mount option keywords (pure table lookup, spec/mountopts.c). Returns 0 or
  * -EINVAL with err_msg() naming the unknown option. */
 int spec_mount_opts_parse(char *const *options, spec_mount_opts *out);
