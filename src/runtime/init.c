@@ -286,6 +286,13 @@ exec:
 		r = err_set(errno, "process.cwd: chdir '%s'", s->process.cwd);
 		goto fail;
 	}
+	/* A cwd reached through a leaked fd would lie outside the root
+	 * (CVE-2024-21626): the kernel then reports it unreachable. */
+	char cwdbuf[PATH_MAX];
+	if (!getcwd(cwdbuf, sizeof cwdbuf) || cwdbuf[0] != '/') {
+		r = err_set(errno ? errno : EPERM, "process.cwd: '%s' is outside the container", s->process.cwd);
+		goto fail;
+	}
 	char *empty_env[] = { NULL };
 	execve(exe, s->process.args, s->process.env ? s->process.env : empty_env);
 	r = err_set(errno, "exec '%s'", exe);
