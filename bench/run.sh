@@ -26,6 +26,8 @@ die() {
 	exit 1
 }
 
+# many.py imports leftovers.py: keep bench/ free of __pycache__.
+export PYTHONDONTWRITEBYTECODE=1
 export BENCH_RUNS=${BENCH_RUNS:-50}
 export BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 export BENCH_WARMUP=${BENCH_WARMUP:-3}
