@@ -155,7 +155,7 @@ static int load_at(int dirfd, const char *id, container_state *st)
 	st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
 	st->starttime = (unsigned long long)json_integer_value(json_object_get(o, "starttime"));
 	st->annotations_json = json_dumps(json_object_get(o, "annotations"), JSON_COMPACT | JSON_ENCODE_ANY);
-	const char *stored = jstr(o, "status");
+	bool stored_creating = !strcmp(jstr(o, "status"), "creating");
 	json_decref(o);
 
 	bool alive = st->pid > 0 && proc_starttime(st->pid) == st->starttime && st->starttime != 0;
@@ -175,7 +175,7 @@ static int load_at(int dirfd, const char *id, container_state *st)
 	}
 	if (!alive)
 		st->status = ST_STOPPED;
-	else if (!strcmp(stored, "creating"))
+	else if (stored_creating)
 		st->status = ST_CREATING;
 	else if (faccessat(dirfd, FIFO_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		st->status = ST_CREATED;
