@@ -19,6 +19,7 @@ PACKAGES=(
 	util-linux       # unshare, nsenter, mount: namespace tests
 	procps           # ps, pgrep: checking that no process is left behind
 	hyperfine        # benchmarks (bench/run.sh)
+	time             # /usr/bin/time: peak RSS of the runtimes in make bench
 	runc             # benchmark baseline, and reference runtime for the integration tests
 	crun             # benchmark baseline
 )
