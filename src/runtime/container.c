@@ -298,7 +298,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 			goto fail;
 		}
 		for (int t = 0; t < NS__MAX; t++)
-			if (t != NS_USER && a->ns_fds[t] >= 0 && setns(a->ns_fds[t], spec_ns_clone_flags[t]) < 0) {
+			if (t != NS_USER && !(t == NS_MOUNT && a->defer_mnt) && a->ns_fds[t] >= 0 &&
+			    setns(a->ns_fds[t], spec_ns_clone_flags[t]) < 0) {
 				r = err_set(errno, "linux.namespaces: join %s namespace '%s'", spec_ns_names[t], s->linux.ns[t].path);
 				goto fail;
 			}
@@ -356,7 +357,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 			goto fail;
 		}
 	}
-	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd };
+	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd, a->defer_mnt ? a->ns_fds[NS_MOUNT] : -1 };
 	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
 		if (keep[i] >= 0)
 			(void)fcntl(keep[i], F_SETFD, 0);
@@ -524,6 +525,7 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) |
 		   (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0);
 	io.fifo_fd = ca->fifo_fd;
+	io.mnt_fd = -1;
 	io.status_fd = ca->status_fd;
 	io.console_fd = ca->console_fd;
 	io.preserve_fds = o->preserve_fds;

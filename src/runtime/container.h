@@ -45,3 +45,11 @@ int container_delete(const char *root, const char *id, bool force);
 int container_list_ids(const char *root, char ***ret);
 /* The hidden `init` entry point, run in the container after re-exec. */
 int container_init_main(int sync_fd);
+
+/* For restore (runtime/checkpoint.c): the container cgroup as create makes
+ * it (linux.cgroupsPath, resources, default device rules), and state.json
+ * (status running) plus the config copy in the existing <root>/<id>. */
+struct cgroup;
+int container_restore_cgroup(const oci_spec *s, const char *id, struct cgroup **ret);
+int container_write_restored_state(const char *root, const char *id, pid_t pid, const oci_spec *s,
+				   const char *raw, size_t rawlen, const char *cgpath);

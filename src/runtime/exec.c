@@ -178,7 +178,7 @@ static int exec_config(const struct exec_opts *o, const container_state *st, cha
 }
 
 static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o, pid_t child, pid_t *ret_pid,
-			  const char *raw, size_t rawlen, int console_fd, const char *cgpath)
+			  const char *raw, size_t rawlen, int console_fd, int mnt_fd, const char *cgpath)
 {
 	struct sync_msg m;
 	int r;
@@ -206,6 +206,7 @@ static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o
 	io.flags = INIT_EXEC | (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
 		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) | (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0);
 	io.fifo_fd = io.status_fd = -1;
+	io.mnt_fd = mnt_fd;
 	io.console_fd = console_fd;
 	io.preserve_fds = o->preserve_fds;
 	io.host_pid = pid;
@@ -264,7 +265,10 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 	oci_spec *s = NULL;
 	_cleanup_free_ char *raw = NULL;
 	size_t rawlen = 0;
-	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .status_fd = -1, .console_fd = o->console_fd, .slow = true };
+	/* The mount namespace is joined only after the re-exec: a dynamically
+	 * linked runtime needs the host's loader to start. */
+	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .status_fd = -1, .console_fd = o->console_fd,
+				 .slow = true, .defer_mnt = true };
 	int sp[2] = { -1, -1 };
 	for (int t = 0; t < NS__MAX; t++)
 		ca.ns_fds[t] = -1;
@@ -314,7 +318,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 	}
 	close(sp[1]);
 	sp[1] = -1;
-	r = exec_handshake(sp[0], s, o, child, ret_pid, raw, rawlen, ca.console_fd, st.cgroup);
+	r = exec_handshake(sp[0], s, o, child, ret_pid, raw, rawlen, ca.console_fd, ca.ns_fds[NS_MOUNT], st.cgroup);
 	if (r < 0 && *ret_pid > 0)
 		kill(*ret_pid, SIGKILL);
 out:

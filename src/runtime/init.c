@@ -14,6 +14,7 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -115,7 +116,12 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	_cleanup_close_ int rootfd = -1;
 	_cleanup_close_ int slave = -1;
 	if (o->flags & INIT_EXEC) {
-		/* Joined the container's namespaces: / is its root already. */
+		if (o->mnt_fd >= 0) {
+			if (setns(o->mnt_fd, CLONE_NEWNS) < 0)
+				return err_set(errno, "join the container's mount namespace");
+			close(o->mnt_fd);
+		}
+		/* Joined the container's namespaces: / is its root now. */
 		if (s->process.terminal) {
 			if (o->console_fd < 0)
 				return err_set(0, "process.terminal is true but no console socket was given (--console-socket)");
@@ -199,7 +205,7 @@ process:
 int container_init_main(int sync)
 {
 	struct sync_msg cfg = { 0 }, om = { 0 };
-	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1 };
+	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1, .mnt_fd = -1 };
 	_cleanup_free_ char *exe = NULL;
 	oci_spec *s = NULL;
 	seccomp_prog prog = { 0 };
@@ -222,7 +228,7 @@ int container_init_main(int sync)
 	}
 	memcpy(&o, om.data, sizeof o);
 	/* Inherited across the re-exec; hooks run from here must not keep them. */
-	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd };
+	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd, o.mnt_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(mine); i++)
 		if (mine[i] >= 0)
 			(void)fcntl(mine[i], F_SETFD, FD_CLOEXEC);

@@ -23,6 +23,7 @@ struct init_opts {
 	int32_t console_fd;    /* connected console socket or -1 */
 	int32_t preserve_fds;
 	int32_t host_pid;      /* the init's pid as the runtime sees it */
+	int32_t mnt_fd;        /* exec: mount namespace to join after the re-exec, or -1 */
 	char id[256];
 	char bundle[PATH_MAX];
 };
@@ -39,6 +40,7 @@ struct child_args {
 	int unshare_flags;  /* namespaces the child still has to create itself */
 	bool slow;          /* joins namespaces or must fork again for a pid namespace */
 	bool userns_new;
+	bool defer_mnt;     /* exec: the init joins the mount namespace after the re-exec */
 };
 
 /* clone3 a child that joins/creates namespaces and re-executes the runtime

@@ -21,3 +21,6 @@ int foreground_wait(pid_t pid, int master, const sigset_t *mask);
 /* Block every catchable signal (to forward them) into *old. */
 void block_forwarded_signals(sigset_t *mask);
 int cmd_exec(int argc, char **argv);
+/* cmd-checkpoint.c: checkpoint and restore through CRIU (runc's flags). */
+int cmd_checkpoint(int argc, char **argv);
+int cmd_restore(int argc, char **argv);

@@ -377,7 +377,7 @@ static int cmd_features(int argc, char **argv)
 		"cgroup", "v1", 1, "v2", 1, "systemd", 0,
 		"seccomp", "enabled", 1, "notify", 1,
 		"apparmor", "enabled", 0, "selinux", "enabled", 0,
-		"annotations", "org.opencontainers.runc.checkpoint.enabled", "false");
+		"annotations", "org.opencontainers.runc.checkpoint.enabled", "true");
 	char *s = json_dumps(o, JSON_INDENT(4));
 	printf("%s\n", s);
 	free(s);
@@ -389,6 +389,7 @@ static const struct { const char *name; int (*fn)(int, char **); } commands[] = 
 	{ "create", cmd_create }, { "start", cmd_start }, { "run", cmd_run }, { "state", cmd_state },
 	{ "kill", cmd_kill }, { "delete", cmd_delete }, { "list", cmd_list }, { "spec", cmd_spec },
 	{ "features", cmd_features }, { "exec", cmd_exec },
+	{ "checkpoint", cmd_checkpoint }, { "restore", cmd_restore },
 };
 
 static void usage(FILE *f)
