@@ -1050,3 +1050,34 @@ int container_list_ids(const char *root, char ***ret)
 	*ret = v;
 	return 0;
 }
+
+/* ---- restore (runtime/checkpoint.c) --------------------------------- */
+
+int container_restore_cgroup(const oci_spec *s, const char *id, cgroup **ret)
+{
+	cgroup *cg = NULL;
+	int r = cgroup_create(s->linux.cgroups_path, id, &cg);
+	if (r < 0)
+		return err_wrap(r, "linux.cgroupsPath");
+	if ((r = apply_resources(cg, s)) < 0) {
+		(void)cgroup_destroy(cg);
+		cgroup_free(cg);
+		return r;
+	}
+	*ret = cg;
+	return 0;
+}
+
+int container_write_restored_state(const char *root, const char *id, pid_t pid, const oci_spec *s,
+				   const char *raw, size_t rawlen, const char *cgpath)
+{
+	_cleanup_close_ int dfd = open_state_dir(root, id);
+	if (dfd < 0)
+		return dfd;
+	int r = write_file_atomic_at(dfd, CONFIG_COPY, raw, rawlen, 0600);
+	if (r < 0)
+		return r;
+	char created[64];
+	now_rfc3339(created, sizeof created);
+	return write_state(dfd, id, "running", pid, proc_starttime(pid), s->bundle, s->root_path, created, cgpath, s);
+}

@@ -8,6 +8,10 @@ Three groups:
   `criu check` passes; otherwise those tests skip and quote `criu check`.
   On such a host, test_checkpoint_failure_names_criu checks instead that the
   failure is reported with CRIU's reason and leaves the container running.
+  The real tests also need the container's init to lead its own session
+  (runc's init calls setsid()); CRIU refuses to dump a pid namespace whose
+  init's session leader is outside it ("A session leader of N(1) is outside
+  of its pid namespace").
 
 Decision on a failed dump: the image directory keeps what CRIU wrote there
 (partial images, dump.log when the work directory is the image directory) for
