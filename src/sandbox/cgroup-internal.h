@@ -40,6 +40,19 @@ int cg_own_rel(const char *selfcg, const struct cg_hier *h, char **ret);
 
 typedef int cg_apply_fn(const char *dir, const spec_resources *r);
 
+/* Statistics groups, each read from the hierarchy serving its controller. */
+enum cg_stat {
+	CG_STAT_CPUACCT, /* cpu.usage: v1 cpuacct, v2 cpu.stat (core) */
+	CG_STAT_CPU,     /* cpu.throttling */
+	CG_STAT_CPUSET,
+	CG_STAT_MEMORY,
+	CG_STAT_PIDS,
+	CG_STAT_BLKIO,
+	CG_STAT_HUGETLB,
+	CG_STAT__MAX
+};
+typedef int cg_stat_fn(const char *dir, struct cgroup_stats *st);
+
 struct cgroup_ops {
 	const char *name; /* "cgroup v1" / "cgroup v2" */
 	/* NULL where the version has no such controller (net_cls on v2). */
@@ -47,6 +60,8 @@ struct cgroup_ops {
 	int (*freeze)(const char *dir, bool frozen);
 	/* 1 frozen, 0 not, negative errno on error. */
 	int (*freeze_state)(const char *dir);
+	/* Fill the group's part of the statistics; errors name the file. */
+	cg_stat_fn *stats[CG_STAT__MAX];
 };
 
 extern const struct cgroup_ops cgroup_v1_ops, cgroup_v2_ops;
@@ -70,6 +85,29 @@ bool cg_word_in(const char *list, const char *w, size_t wl);
 /* Shared by both versions: same file formats. */
 int cg_apply_pids(const char *dir, const spec_resources *r);
 int cg_apply_rdma(const char *dir, const spec_resources *r);
+/* The directory serving a controller: cg's v1 hierarchy of controller `v1`
+ * ("cpuacct") if mounted, else the cgroup2 directory when `v2` is enabled
+ * there (v2 NULL: the core files, always there). NULL if neither; *is_v2
+ * tells which one. */
+const char *cg_ctrl_dir(cgroup *cg, const char *v1, const char *v2, bool *is_v2);
+
+/* Statistics helpers (cgroup-stats.c); readers return -errno with the
+ * message naming dir/file. */
+int cg_stat_err(int r, const char *dir, const char *file);
+/* Whitespace-separated integers ("cpuacct.usage_percpu"). */
+int cg_stat_u64_list(const char *dir, const char *file, uint64_t **ret, size_t *n);
+/* Flat keyed "key value" lines (memory.stat); "max" reads as UINT64_MAX. */
+int cg_stat_kv(const char *dir, const char *file, struct cgroup_stat_kv **ret, size_t *n);
+/* 0 when key is absent. */
+uint64_t cg_stat_kv_get(const struct cgroup_stat_kv *kv, size_t n, const char *key);
+void cg_stat_kv_free(struct cgroup_stat_kv *kv, size_t n);
+/* A cpu or node list "0-3,8" -> numbers. */
+int cg_stat_id_list(const char *dir, const char *file, uint32_t **ret, size_t *n);
+int cg_stat_blkio_add(struct cgroup_stats *st, int kind, uint64_t major, uint64_t minor, const char *op,
+		      uint64_t value);
+/* Huge page sizes of this machine as cgroup file names use them ("2MB"). */
+int cg_hugepage_sizes(char (**ret)[16], size_t *n);
+
 /* Sleep ~ms milliseconds (used by retry and poll loops). */
 void cg_sleep_ms(unsigned ms);
 

@@ -1,11 +1,15 @@
 /* cgroup v1 backend: linux.resources written to the per-controller
- * hierarchies, and the freezer controller. */
+ * hierarchies, the freezer controller, and the statistics files. */
 #include "sandbox/cgroup-internal.h"
+#include "util/cleanup.h"
 #include "util/err.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FIELD(x) "linux.resources." x
 
@@ -312,6 +316,239 @@ static int v1_freeze(const char *dir, bool frozen)
 	return err_set(EBUSY, "cgroup: %s/freezer.state: still %s", dir, buf);
 }
 
+/* ---- statistics ---- */
+
+/* A file that kernels or configurations may lack: absent reads as 0. */
+static int r_opt(const char *dir, const char *file, uint64_t *ret)
+{
+	int k = cg_read_u64(dir, file, ret);
+	if (k == -ENOENT) {
+		*ret = 0;
+		return 0;
+	}
+	return k < 0 ? cg_stat_err(k, dir, file) : 0;
+}
+
+/* cpuacct.usage_all (Linux 4.16+): a "cpu user system" header, then one
+ * line per cpu. */
+static int usage_all(const char *dir, struct cgroup_stats *st)
+{
+	_cleanup_free_ char *path = NULL, *buf = NULL;
+	if (asprintf(&path, "%s/cpuacct.usage_all", dir) < 0) {
+		path = NULL;
+		return err_set(ENOMEM, "cgroup: statistics");
+	}
+	int k = cg_read_whole(path, &buf);
+	if (k == -ENOENT)
+		return 0;
+	if (k < 0)
+		return cg_stat_err(k, dir, "cpuacct.usage_all");
+	size_t lines = 0;
+	for (const char *p = buf; *p; p++)
+		lines += *p == '\n';
+	st->cpu.percpu_user = calloc(lines + 1, sizeof(uint64_t));
+	st->cpu.percpu_kernel = calloc(lines + 1, sizeof(uint64_t));
+	if (!st->cpu.percpu_user || !st->cpu.percpu_kernel)
+		return err_set(ENOMEM, "cgroup: statistics");
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		unsigned long long cpu, user, sys;
+		if (sscanf(l, "%llu %llu %llu", &cpu, &user, &sys) != 3)
+			continue; /* the header */
+		st->cpu.percpu_user[st->cpu.n_percpu_user++] = user;
+		st->cpu.percpu_kernel[st->cpu.n_percpu_kernel++] = sys;
+	}
+	return 0;
+}
+
+static int v1_stat_cpuacct(const char *dir, struct cgroup_stats *st)
+{
+	int k;
+	if ((k = cg_read_u64(dir, "cpuacct.usage", &st->cpu.total)) < 0)
+		return cg_stat_err(k, dir, "cpuacct.usage");
+	if ((k = cg_stat_u64_list(dir, "cpuacct.usage_percpu", &st->cpu.percpu, &st->cpu.n_percpu)) < 0)
+		return k;
+	if ((k = usage_all(dir, st)) < 0)
+		return k;
+	/* cpuacct.stat counts USER_HZ ticks */
+	int64_t user = 0, sys = 0;
+	if ((k = cg_read_key(dir, "cpuacct.stat", "user", &user)) < 0 ||
+	    (k = cg_read_key(dir, "cpuacct.stat", "system", &sys)) < 0)
+		return cg_stat_err(k, dir, "cpuacct.stat");
+	long hz = sysconf(_SC_CLK_TCK);
+	if (hz <= 0)
+		hz = 100;
+	st->cpu.user = (uint64_t)user * (1000000000ULL / (uint64_t)hz);
+	st->cpu.kernel = (uint64_t)sys * (1000000000ULL / (uint64_t)hz);
+	return 0;
+}
+
+static int v1_stat_cpu(const char *dir, struct cgroup_stats *st)
+{
+	_cleanup_free_ struct cgroup_stat_kv *kv = NULL;
+	size_t n = 0;
+	int k = cg_stat_kv(dir, "cpu.stat", &kv, &n);
+	if (k < 0)
+		return k;
+	st->cpu.periods = cg_stat_kv_get(kv, n, "nr_periods");
+	st->cpu.throttled_periods = cg_stat_kv_get(kv, n, "nr_throttled");
+	st->cpu.throttled_time = cg_stat_kv_get(kv, n, "throttled_time");
+	cg_stat_kv_free(TAKE_PTR(kv), n);
+	return 0;
+}
+
+static int v1_stat_cpuset(const char *dir, struct cgroup_stats *st)
+{
+	static const struct { const char *file; size_t off; } flags[] = {
+#define F(m) { "cpuset." #m, offsetof(struct cgroup_stats, cpuset.m) }
+		F(cpu_exclusive), F(mem_hardwall), F(mem_exclusive), F(memory_migrate), F(memory_spread_page),
+		F(memory_spread_slab), F(memory_pressure), F(sched_load_balance),
+#undef F
+	};
+	int k;
+	if ((k = cg_stat_id_list(dir, "cpuset.cpus", &st->cpuset.cpus, &st->cpuset.n_cpus)) < 0 ||
+	    (k = cg_stat_id_list(dir, "cpuset.mems", &st->cpuset.mems, &st->cpuset.n_mems)) < 0)
+		return k;
+	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
+		if ((k = r_opt(dir, flags[i].file, (uint64_t *)((char *)st + flags[i].off))) < 0)
+			return k;
+	char buf[32];
+	st->cpuset.sched_relax_domain_level = -1;
+	if (cg_read(dir, "cpuset.sched_relax_domain_level", buf, sizeof buf) > 0)
+		st->cpuset.sched_relax_domain_level = strtoll(buf, NULL, 10);
+	st->cpuset.present = true;
+	return 0;
+}
+
+/* memory.<prefix>usage_in_bytes etc.; a missing set (no swap accounting,
+ * no kmem) stays zero, but the plain memory one must be there. */
+static int mem_entry(const char *dir, const char *prefix, struct cgroup_mem_entry *e)
+{
+	static const struct { const char *name; size_t off; } files[] = {
+		{ "usage_in_bytes", offsetof(struct cgroup_mem_entry, usage) },
+		{ "max_usage_in_bytes", offsetof(struct cgroup_mem_entry, max) },
+		{ "failcnt", offsetof(struct cgroup_mem_entry, failcnt) },
+		{ "limit_in_bytes", offsetof(struct cgroup_mem_entry, limit) },
+	};
+	char file[64];
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		snprintf(file, sizeof file, "memory.%s%s", prefix, files[i].name);
+		int k = cg_read_u64(dir, file, (uint64_t *)((char *)e + files[i].off));
+		if (k == -ENOENT && *prefix)
+			continue;
+		if (k < 0)
+			return cg_stat_err(k, dir, file);
+	}
+	return 0;
+}
+
+static int v1_stat_memory(const char *dir, struct cgroup_stats *st)
+{
+	int k;
+	if ((k = cg_stat_kv(dir, "memory.stat", &st->memory.raw, &st->memory.n_raw)) < 0)
+		return k;
+	st->memory.cache = cg_stat_kv_get(st->memory.raw, st->memory.n_raw, "cache");
+	if ((k = mem_entry(dir, "", &st->memory.usage)) < 0 || (k = mem_entry(dir, "memsw.", &st->memory.swap)) < 0 ||
+	    (k = mem_entry(dir, "kmem.", &st->memory.kernel)) < 0 ||
+	    (k = mem_entry(dir, "kmem.tcp.", &st->memory.kernel_tcp)) < 0)
+		return k;
+	return 0;
+}
+
+/* "8:0 Read 4096" / "8:0 4096" lines; "Total N" is skipped. */
+static int blkio_file(const char *dir, const char *file, int kind, struct cgroup_stats *st)
+{
+	_cleanup_free_ char *path = NULL, *buf = NULL;
+	if (asprintf(&path, "%s/%s", dir, file) < 0) {
+		path = NULL;
+		return err_set(ENOMEM, "cgroup: statistics");
+	}
+	int k = cg_read_whole(path, &buf);
+	if (k < 0)
+		return k == -ENOENT ? k : cg_stat_err(k, dir, file);
+	for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char op[12] = "";
+		unsigned long long maj, min, v;
+		if (sscanf(line, "%llu:%llu %11s %llu", &maj, &min, op, &v) != 4) {
+			op[0] = '\0';
+			if (sscanf(line, "%llu:%llu %llu", &maj, &min, &v) != 3)
+				continue;
+		}
+		if ((k = cg_stat_blkio_add(st, kind, maj, min, op, v)) < 0)
+			return k;
+	}
+	return 0;
+}
+
+/* The first scheduler whose files exist and have lines wins: BFQ, CFQ
+ * (gone since Linux 5.0), then the throttle policy's counters. */
+static int v1_stat_blkio(const char *dir, struct cgroup_stats *st)
+{
+	static const struct { const char *file; int kind; } sets[][8] = {
+		{ { "blkio.bfq.io_serviced_recursive", CG_BLKIO_SERVICED },
+		  { "blkio.bfq.io_service_bytes_recursive", CG_BLKIO_SERVICE_BYTES } },
+		{ { "blkio.io_serviced_recursive", CG_BLKIO_SERVICED },
+		  { "blkio.io_service_bytes_recursive", CG_BLKIO_SERVICE_BYTES },
+		  { "blkio.io_queued_recursive", CG_BLKIO_QUEUED },
+		  { "blkio.io_service_time_recursive", CG_BLKIO_SERVICE_TIME },
+		  { "blkio.io_wait_time_recursive", CG_BLKIO_WAIT_TIME },
+		  { "blkio.io_merged_recursive", CG_BLKIO_MERGED },
+		  { "blkio.time_recursive", CG_BLKIO_TIME },
+		  { "blkio.sectors_recursive", CG_BLKIO_SECTORS } },
+		{ { "blkio.throttle.io_serviced_recursive", CG_BLKIO_SERVICED },
+		  { "blkio.throttle.io_service_bytes_recursive", CG_BLKIO_SERVICE_BYTES } },
+		{ { "blkio.throttle.io_serviced", CG_BLKIO_SERVICED },
+		  { "blkio.throttle.io_service_bytes", CG_BLKIO_SERVICE_BYTES } },
+	};
+	for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+		for (size_t i = 0; i < 8 && sets[s][i].file; i++) {
+			int k = blkio_file(dir, sets[s][i].file, sets[s][i].kind, st);
+			if (i == 0 && (k == -ENOENT || (k == 0 && !st->blkio.n[sets[s][i].kind])))
+				break; /* not this scheduler */
+			if (k < 0 && k != -ENOENT)
+				return k;
+			if (i == 7 || !sets[s][i + 1].file)
+				return 0;
+		}
+	}
+	return 0;
+}
+
+static int v1_stat_pids(const char *dir, struct cgroup_stats *st)
+{
+	int k;
+	if ((k = cg_read_u64(dir, "pids.current", &st->pids.current)) < 0)
+		return cg_stat_err(k, dir, "pids.current");
+	if ((k = cg_read_u64(dir, "pids.max", &st->pids.limit)) < 0)
+		return cg_stat_err(k, dir, "pids.max");
+	if (st->pids.limit == UINT64_MAX)
+		st->pids.limit = 0;
+	return 0;
+}
+
+static int v1_stat_hugetlb(const char *dir, struct cgroup_stats *st)
+{
+	static const char *const files[3] = { "usage_in_bytes", "max_usage_in_bytes", "failcnt" };
+	_cleanup_free_ char(*sizes)[16] = NULL;
+	size_t n = 0;
+	int k = cg_hugepage_sizes(&sizes, &n);
+	if (k < 0 || !n)
+		return k;
+	if (!(st->hugetlb = calloc(n, sizeof *st->hugetlb)))
+		return err_set(ENOMEM, "cgroup: statistics");
+	for (size_t i = 0; i < n; i++) {
+		struct cgroup_hugetlb_entry *e = &st->hugetlb[st->n_hugetlb++];
+		uint64_t *vals[3] = { &e->usage, &e->max, &e->failcnt };
+		snprintf(e->page_size, sizeof e->page_size, "%s", sizes[i]);
+		for (int f = 0; f < 3; f++) {
+			char file[96];
+			snprintf(file, sizeof file, "hugetlb.%s.%s", sizes[i], files[f]);
+			if ((k = cg_read_u64(dir, file, vals[f])) < 0)
+				return cg_stat_err(k, dir, file);
+		}
+	}
+	return 0;
+}
+
 const struct cgroup_ops cgroup_v1_ops = {
 	.name = "cgroup v1",
 	.apply = {
@@ -328,4 +565,13 @@ const struct cgroup_ops cgroup_v1_ops = {
 	},
 	.freeze = v1_freeze,
 	.freeze_state = v1_freeze_state,
+	.stats = {
+		[CG_STAT_CPUACCT] = v1_stat_cpuacct,
+		[CG_STAT_CPU] = v1_stat_cpu,
+		[CG_STAT_CPUSET] = v1_stat_cpuset,
+		[CG_STAT_MEMORY] = v1_stat_memory,
+		[CG_STAT_PIDS] = v1_stat_pids,
+		[CG_STAT_BLKIO] = v1_stat_blkio,
+		[CG_STAT_HUGETLB] = v1_stat_hugetlb,
+	},
 };

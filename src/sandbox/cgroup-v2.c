@@ -1,5 +1,5 @@
 /* cgroup v2 backend: linux.resources written to the unified hierarchy's
- * interface files, and cgroup.freeze. */
+ * interface files, cgroup.freeze, and the statistics files. */
 #include "sandbox/cgroup-internal.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -276,6 +276,156 @@ static int v2_freeze(const char *dir, bool frozen)
 	return err_set(EBUSY, "cgroup: %s: timed out waiting for frozen %d", path, frozen);
 }
 
+/* ---- statistics ---- */
+
+/* cpu.stat: usage_usec, user_usec and system_usec are core (always there);
+ * the throttling keys come with the cpu controller. */
+static int cpu_stat(const char *dir, struct cgroup_stats *st, bool throttling)
+{
+	_cleanup_free_ struct cgroup_stat_kv *kv = NULL;
+	size_t n = 0;
+	int k = cg_stat_kv(dir, "cpu.stat", &kv, &n);
+	if (k < 0)
+		return k;
+	if (throttling) {
+		st->cpu.periods = cg_stat_kv_get(kv, n, "nr_periods");
+		st->cpu.throttled_periods = cg_stat_kv_get(kv, n, "nr_throttled");
+		st->cpu.throttled_time = cg_stat_kv_get(kv, n, "throttled_usec") * 1000;
+	} else {
+		st->cpu.total = cg_stat_kv_get(kv, n, "usage_usec") * 1000;
+		st->cpu.user = cg_stat_kv_get(kv, n, "user_usec") * 1000;
+		st->cpu.kernel = cg_stat_kv_get(kv, n, "system_usec") * 1000;
+	}
+	cg_stat_kv_free(TAKE_PTR(kv), n);
+	return 0;
+}
+
+static int v2_stat_cpuacct(const char *dir, struct cgroup_stats *st) { return cpu_stat(dir, st, false); }
+static int v2_stat_cpu(const char *dir, struct cgroup_stats *st) { return cpu_stat(dir, st, true); }
+
+static int v2_stat_cpuset(const char *dir, struct cgroup_stats *st)
+{
+	int k;
+	if ((k = cg_stat_id_list(dir, "cpuset.cpus.effective", &st->cpuset.cpus, &st->cpuset.n_cpus)) < 0 ||
+	    (k = cg_stat_id_list(dir, "cpuset.mems.effective", &st->cpuset.mems, &st->cpuset.n_mems)) < 0)
+		return k;
+	st->cpuset.present = true;
+	return 0;
+}
+
+/* An optional counter: absent reads as 0. */
+static int r_opt(const char *dir, const char *file, uint64_t *ret)
+{
+	int k = cg_read_u64(dir, file, ret);
+	if (k == -ENOENT) {
+		*ret = 0;
+		return 0;
+	}
+	return k < 0 ? cg_stat_err(k, dir, file) : 0;
+}
+
+/* The count of a key in a small flat-keyed file (memory.events); absent: 0. */
+static uint64_t key_or_zero(const char *dir, const char *file, const char *key)
+{
+	int64_t v = 0;
+	return cg_read_key(dir, file, key, &v) == 0 && v > 0 ? (uint64_t)v : 0;
+}
+
+static int v2_stat_memory(const char *dir, struct cgroup_stats *st)
+{
+	struct cgroup_mem_entry *u = &st->memory.usage, *sw = &st->memory.swap;
+	int k;
+	if ((k = cg_stat_kv(dir, "memory.stat", &st->memory.raw, &st->memory.n_raw)) < 0)
+		return k;
+	st->memory.cache = cg_stat_kv_get(st->memory.raw, st->memory.n_raw, "file");
+	if ((k = cg_read_u64(dir, "memory.current", &u->usage)) < 0)
+		return cg_stat_err(k, dir, "memory.current");
+	if ((k = cg_read_u64(dir, "memory.max", &u->limit)) < 0)
+		return cg_stat_err(k, dir, "memory.max");
+	if ((k = r_opt(dir, "memory.peak", &u->max)) < 0) /* Linux 5.19+ */
+		return k;
+	u->failcnt = key_or_zero(dir, "memory.events", "max");
+	/* v1 reports memory+swap; v2 counts swap alone: add them up. */
+	uint64_t cur = 0, max = 0, peak = 0;
+	if ((k = r_opt(dir, "memory.swap.current", &cur)) < 0 || (k = r_opt(dir, "memory.swap.max", &max)) < 0 ||
+	    (k = r_opt(dir, "memory.swap.peak", &peak)) < 0)
+		return k;
+	sw->usage = u->usage + cur;
+	sw->limit = max == UINT64_MAX || u->limit == UINT64_MAX ? UINT64_MAX : max + u->limit;
+	sw->max = peak ? u->max + peak : 0;
+	sw->failcnt = key_or_zero(dir, "memory.swap.events", "max");
+	return 0;
+}
+
+static int v2_stat_pids(const char *dir, struct cgroup_stats *st)
+{
+	int k;
+	if ((k = cg_read_u64(dir, "pids.current", &st->pids.current)) < 0)
+		return cg_stat_err(k, dir, "pids.current");
+	if ((k = cg_read_u64(dir, "pids.max", &st->pids.limit)) < 0)
+		return cg_stat_err(k, dir, "pids.max");
+	if (st->pids.limit == UINT64_MAX)
+		st->pids.limit = 0;
+	return 0;
+}
+
+/* io.stat: "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0" per device. */
+static int v2_stat_io(const char *dir, struct cgroup_stats *st)
+{
+	static const struct { const char *key; int kind; const char *op; } keys[] = {
+		{ "rbytes", CG_BLKIO_SERVICE_BYTES, "Read" }, { "wbytes", CG_BLKIO_SERVICE_BYTES, "Write" },
+		{ "rios", CG_BLKIO_SERVICED, "Read" }, { "wios", CG_BLKIO_SERVICED, "Write" },
+	};
+	_cleanup_free_ char *path = NULL, *buf = NULL;
+	if (asprintf(&path, "%s/io.stat", dir) < 0) {
+		path = NULL;
+		return err_set(ENOMEM, "cgroup: statistics");
+	}
+	int k = cg_read_whole(path, &buf);
+	if (k < 0)
+		return cg_stat_err(k, dir, "io.stat");
+	for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long maj, min;
+		int off = 0;
+		if (sscanf(line, "%llu:%llu%n", &maj, &min, &off) != 2)
+			continue;
+		for (char *s2 = NULL, *tok = strtok_r(line + off, " ", &s2); tok; tok = strtok_r(NULL, " ", &s2)) {
+			char *eq = strchr(tok, '=');
+			if (!eq)
+				continue;
+			*eq = '\0';
+			for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+				if (!strcmp(tok, keys[i].key) &&
+				    (k = cg_stat_blkio_add(st, keys[i].kind, maj, min, keys[i].op,
+							   strtoull(eq + 1, NULL, 10))) < 0)
+					return k;
+		}
+	}
+	return 0;
+}
+
+static int v2_stat_hugetlb(const char *dir, struct cgroup_stats *st)
+{
+	_cleanup_free_ char(*sizes)[16] = NULL;
+	size_t n = 0;
+	int k = cg_hugepage_sizes(&sizes, &n);
+	if (k < 0 || !n)
+		return k;
+	if (!(st->hugetlb = calloc(n, sizeof *st->hugetlb)))
+		return err_set(ENOMEM, "cgroup: statistics");
+	for (size_t i = 0; i < n; i++) {
+		struct cgroup_hugetlb_entry *e = &st->hugetlb[st->n_hugetlb++];
+		char file[96];
+		snprintf(e->page_size, sizeof e->page_size, "%s", sizes[i]);
+		snprintf(file, sizeof file, "hugetlb.%s.current", sizes[i]);
+		if ((k = cg_read_u64(dir, file, &e->usage)) < 0)
+			return cg_stat_err(k, dir, file);
+		snprintf(file, sizeof file, "hugetlb.%s.events", sizes[i]);
+		e->failcnt = key_or_zero(dir, file, "max");
+	}
+	return 0;
+}
+
 const struct cgroup_ops cgroup_v2_ops = {
 	.name = "cgroup v2",
 	.apply = {
@@ -290,4 +440,13 @@ const struct cgroup_ops cgroup_v2_ops = {
 	},
 	.freeze = v2_freeze,
 	.freeze_state = v2_freeze_state,
+	.stats = {
+		[CG_STAT_CPUACCT] = v2_stat_cpuacct,
+		[CG_STAT_CPU] = v2_stat_cpu,
+		[CG_STAT_CPUSET] = v2_stat_cpuset,
+		[CG_STAT_MEMORY] = v2_stat_memory,
+		[CG_STAT_PIDS] = v2_stat_pids,
+		[CG_STAT_BLKIO] = v2_stat_io,
+		[CG_STAT_HUGETLB] = v2_stat_hugetlb,
+	},
 };

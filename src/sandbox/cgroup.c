@@ -982,6 +982,20 @@ static bool v2_has(cgroup *cg, const char *ctrl)
 	return cg_word_in(cg->v2ctl, ctrl, strlen(ctrl));
 }
 
+const char *cg_ctrl_dir(cgroup *cg, const char *v1, const char *v2, bool *is_v2)
+{
+	for (int c = 0; v1 && c < C__MAX; c++)
+		if (!strcmp(ctrl_names[c], v1) && cg->v1[c] >= 0) {
+			*is_v2 = false;
+			return cg->d[cg->v1[c]].path;
+		}
+	if (cg->v2 >= 0 && (!v2 || v2_has(cg, v2))) {
+		*is_v2 = true;
+		return cg->d[cg->v2].path;
+	}
+	return NULL;
+}
+
 static int apply_group(cgroup *cg, const struct res_group *g, const spec_resources *r)
 {
 	const char *field = g->field(r), *name = ctrl_names[g->v1];

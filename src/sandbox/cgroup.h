@@ -2,6 +2,8 @@
  * (unified) hosts, chosen at run time from /proc/self/mountinfo. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "spec/spec.h"
 
@@ -36,6 +38,68 @@ bool cgroup_is_empty(cgroup *cg);
 /* Freeze (pause) / thaw (resume). */
 int cgroup_freeze(cgroup *cg, bool frozen);
 bool cgroup_is_frozen(cgroup *cg);
+/* ---- statistics (`events`): runc's counters and units (bytes, ns) ---- */
+
+/* One memory counter set, as v1's memory.{,memsw.,kmem.,kmem.tcp.}* files. */
+struct cgroup_mem_entry { uint64_t limit, usage, max, failcnt; };
+/* One line of a blkio statistics file: "8:0 Read 4096" (op may be ""). */
+struct cgroup_blkio_entry { uint64_t major, minor; char op[12]; uint64_t value; };
+enum {
+	CG_BLKIO_SERVICE_BYTES, CG_BLKIO_SERVICED, CG_BLKIO_QUEUED, CG_BLKIO_SERVICE_TIME,
+	CG_BLKIO_WAIT_TIME, CG_BLKIO_MERGED, CG_BLKIO_TIME, CG_BLKIO_SECTORS, CG_BLKIO__MAX
+};
+struct cgroup_hugetlb_entry { char page_size[16]; uint64_t usage, max, failcnt; }; /* "2MB" */
+struct cgroup_stat_kv { char *key; uint64_t value; };
+
+/* Controllers that are not there leave their part zero. */
+struct cgroup_stats {
+	struct {
+		uint64_t total, kernel, user;
+		uint64_t *percpu, *percpu_kernel, *percpu_user; /* v1 only */
+		size_t n_percpu, n_percpu_kernel, n_percpu_user;
+		uint64_t periods, throttled_periods, throttled_time;
+	} cpu;
+	struct {
+		bool present;
+		uint32_t *cpus, *mems;
+		size_t n_cpus, n_mems;
+		uint64_t cpu_exclusive, mem_hardwall, mem_exclusive, memory_migrate, memory_spread_page,
+			 memory_spread_slab, memory_pressure, sched_load_balance;
+		int64_t sched_relax_domain_level;
+	} cpuset;
+	struct {
+		uint64_t cache;
+		/* swap is memory+swap, as v1's memsw (v2 values are added up) */
+		struct cgroup_mem_entry usage, swap, kernel, kernel_tcp;
+		struct cgroup_stat_kv *raw; /* memory.stat */
+		size_t n_raw;
+	} memory;
+	struct { uint64_t current, limit; } pids; /* limit 0: none */
+	struct {
+		struct cgroup_blkio_entry *v[CG_BLKIO__MAX];
+		size_t n[CG_BLKIO__MAX];
+	} blkio;
+	struct cgroup_hugetlb_entry *hugetlb;
+	size_t n_hugetlb;
+};
+
+/* Read the counters of every controller the container has (v1 controller
+ * hierarchy where mounted, else cgroup2). *ret is cleared with
+ * cgroup_stats_clear(). -ENOENT when the cgroup is gone. */
+int cgroup_stats(cgroup *cg, struct cgroup_stats *ret);
+void cgroup_stats_clear(struct cgroup_stats *st);
+
+/* OOM notifications: v1 an eventfd registered on memory.oom_control through
+ * cgroup.event_control, v2 inotify on memory.events (the oom_kill counter). */
+typedef struct cgroup_oom_watch cgroup_oom_watch;
+int cgroup_oom_watch_open(cgroup *cg, cgroup_oom_watch **ret);
+/* Poll this for POLLIN. */
+int cgroup_oom_watch_fd(const cgroup_oom_watch *w);
+/* Consume what made the fd readable (never blocks): *ret_oom true when an
+ * OOM happened since the last call. -ENOENT once the cgroup was removed. */
+int cgroup_oom_watch_read(cgroup_oom_watch *w, bool *ret_oom);
+void cgroup_oom_watch_free(cgroup_oom_watch *w);
+
 /* Remove the container cgroup directories everywhere (children first); only
  * directories this container created are removed. Processes must be gone. */
 int cgroup_destroy(cgroup *cg);

@@ -8,6 +8,7 @@
 
 #include "spec/spec.h"
 #include "spec/spec-parse.h"
+#include "util/cleanup.h"
 #include "util/err.h"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
@@ -317,6 +318,73 @@ static const spec_field resources_fields[] = {
 	FLD_END
 };
 #undef R
+
+/* `update -r`: a linux.resources object on its own. The field tables above
+ * address an oci_spec, so the object is parsed into a scratch one whose
+ * resources are then handed over; paths in errors start at the object
+ * ("memory.limit"). */
+int spec_parse_resources(const char *json, size_t len, const char *file, spec_resources *ret)
+{
+	json_error_t e;
+	_cleanup_(json_decrefp) json_t *root = json_loadb(json, len, 0, &e);
+	if (!root)
+		return err_set(0, "%s:%d:%d: syntax error: %s", file, e.line, e.column, e.text);
+	if (!json_is_object(root))
+		return err_set(0, "%s: expected an object at the top level, got %s", file, spec_json_type(root));
+	oci_spec *s = calloc(1, sizeof *s);
+	if (!s)
+		return err_set(ENOMEM, "%s", file);
+	spec_ctx c = { .file = file, .spec = s };
+	int r = spec_dispatch(&c, root, resources_fields, s);
+	if (r < 0) {
+		spec_free(s);
+		return r;
+	}
+	*ret = s->linux.resources;
+	ret->present = true;
+	memset(&s->linux.resources, 0, sizeof s->linux.resources);
+	spec_free(s);
+	return 0;
+}
+
+/* Sizes as runc's flags take them: "1048576", "512k", "64m", "1.5g", "2GiB",
+ * "3 mb" (binary multiples; the unit letter, "i" and "b" are optional). */
+int spec_parse_mem_size(const char *s, int64_t *ret)
+{
+	static const char units[] = "kmgtp";
+	const char *p = s;
+	long double whole = 0, frac = 0, scale = 1;
+	if (!isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++)
+		whole = whole * 10 + (*p - '0');
+	if (*p == '.') {
+		if (!isdigit((unsigned char)*++p))
+			return -EINVAL;
+		for (; isdigit((unsigned char)*p); p++)
+			frac += (*p - '0') / (scale *= 10);
+	}
+	if (*p == ' ')
+		p++;
+	long double mult = 1;
+	const char *u = *p ? strchr(units, tolower((unsigned char)*p)) : NULL;
+	if (u) {
+		for (const char *k = units; k <= u; k++)
+			mult *= 1024;
+		p++;
+	}
+	if (*p == 'i' || *p == 'I')
+		p++;
+	if (*p == 'b' || *p == 'B')
+		p++;
+	if (*p)
+		return -EINVAL;
+	long double v = (whole + frac) * mult;
+	if (v >= 9223372036854775807.0L)
+		return -ERANGE;
+	*ret = (int64_t)v;
+	return 0;
+}
 
 /* ---- seccomp ---- */
 

@@ -21,6 +21,16 @@ int foreground_wait(pid_t pid, int master, const sigset_t *mask);
 /* Block every catchable signal (to forward them) into *old. */
 void block_forwarded_signals(sigset_t *mask);
 int cmd_exec(int argc, char **argv);
+/* cmd-resources.c: pause, resume, update, ps; cmd-events.c: events (runc
+ * 1.1 flags and output formats). */
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_update(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+struct cgroup;
+/* Open the cgroup recorded in a container's state. */
+int open_container_cgroup(const container_state *st, struct cgroup **ret);
 /* cmd-checkpoint.c: checkpoint and restore through CRIU (runc's flags). */
 int cmd_checkpoint(int argc, char **argv);
 int cmd_restore(int argc, char **argv);

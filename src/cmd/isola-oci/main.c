@@ -389,6 +389,8 @@ static const struct { const char *name; int (*fn)(int, char **); } commands[] = 
 	{ "create", cmd_create }, { "start", cmd_start }, { "run", cmd_run }, { "state", cmd_state },
 	{ "kill", cmd_kill }, { "delete", cmd_delete }, { "list", cmd_list }, { "spec", cmd_spec },
 	{ "features", cmd_features }, { "exec", cmd_exec },
+	{ "pause", cmd_pause }, { "resume", cmd_resume }, { "update", cmd_update }, { "ps", cmd_ps },
+	{ "events", cmd_events },
 	{ "checkpoint", cmd_checkpoint }, { "restore", cmd_restore },
 };
 
