@@ -197,8 +197,14 @@ process:
 			*prog_loaded = false;
 		}
 	}
-	if (slave >= 0 && (r = console_attach(slave)) < 0)
-		return r;
+	if (slave >= 0) {
+		if ((r = console_attach(slave)) < 0)
+			return r;
+	} else if (!(o->flags & INIT_EXEC) && setsid() < 0) {
+		/* Its own session, as with a terminal (CRIU refuses a session
+		 * leader outside the pid namespace). */
+		return err_set(errno, "setsid");
+	}
 	return 0;
 }
 

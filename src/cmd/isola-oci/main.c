@@ -397,7 +397,8 @@ static const struct { const char *name; int (*fn)(int, char **); } commands[] = 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: isola-oci [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [ARGS...]\n"
-		   "commands: create start run state kill delete list spec features\n");
+		   "commands: create start run exec state kill delete list pause resume update ps events\n"
+		   "          checkpoint restore spec features\n");
 }
 
 int main(int argc, char **argv)
