@@ -22,6 +22,8 @@ PACKAGES=(
 	time             # /usr/bin/time: peak RSS of the runtimes in make bench
 	runc             # benchmark baseline, and reference runtime for the integration tests
 	crun             # benchmark baseline
+	criu             # checkpoint / restore (isola-oci checkpoint, restore)
+	iptables         # iptables-restore: CRIU locks the network of a container it dumps
 )
 
 missing=()
