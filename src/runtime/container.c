@@ -478,6 +478,37 @@ int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX])
 	return 0;
 }
 
+int runtime_send_seccomp(int sync, const oci_spec *s, const char *root)
+{
+	_cleanup_free_ void *blob = NULL;
+	size_t bloblen = 0;
+	char cache[PATH_MAX];
+	snprintf(cache, sizeof cache, "%s/.cache/seccomp", root);
+	int r = seccomp_compile_cached(&s->linux.seccomp, cache, &blob, &bloblen);
+	if (r < 0)
+		return r;
+	if ((r = sync_send(sync, SYNC_SECCOMP, blob, bloblen, -1)) < 0)
+		return err_set(-r, "send the seccomp filter to the container init");
+	return 0;
+}
+
+int runtime_send_listener(const oci_spec *s, const char *id, const char *status, pid_t pid,
+			  const char *bundle, int fd)
+{
+	if (!s->linux.seccomp.listener_path || fd < 0)
+		return err_set(0, "linux.seccomp.listenerPath: required for SCMP_ACT_NOTIFY");
+	_cleanup_free_ char *state = state_json_for_hooks(id, status, (int)pid, bundle, s);
+	json_t *js = json_pack("{s:s, s:[s], s:i, s:s, s:o}", "ociVersion", ISOLA_OCI_VERSION, "fds", "seccompFd",
+			       "pid", (int)pid, "metadata",
+			       s->linux.seccomp.listener_metadata ? s->linux.seccomp.listener_metadata : "",
+			       "state", json_loads(state ? state : "{}", 0, NULL));
+	_cleanup_free_ char *text = json_dumps(js, JSON_COMPACT);
+	json_decref(js);
+	if (!text)
+		return err_set(ENOMEM, "seccomp listener state");
+	return seccomp_send_listener(s->linux.seccomp.listener_path, text, fd);
+}
+
 static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct create_ctx *c,
 		     const char *raw, size_t rawlen, const struct create_opts *o)
 {
@@ -537,14 +568,8 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		return err_set(-r, "send the configuration to the container init");
 	if (s->linux.seccomp.present) {
 		/* Compiled (or found in the cache) while the init builds the rootfs. */
-		_cleanup_free_ void *blob = NULL;
-		size_t bloblen = 0;
-		char cache[PATH_MAX];
-		snprintf(cache, sizeof cache, "%s/.cache/seccomp", o->root);
-		if ((r = seccomp_compile_cached(&s->linux.seccomp, cache, &blob, &bloblen)) < 0)
+		if ((r = runtime_send_seccomp(sync, s, o->root)) < 0)
 			return r;
-		if ((r = sync_send(sync, SYNC_SECCOMP, blob, bloblen, -1)) < 0)
-			return err_set(-r, "send the seccomp filter to the container init");
 	}
 	for (;;) {
 		r = sync_recv(sync, &m);
@@ -561,21 +586,12 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 				return err_set(-r, "resume the container init");
 			break;
 		}
-		case SYNC_LISTENER: {
-			_cleanup_free_ char *st = NULL;
-			json_t *js = json_pack("{s:s, s:[s], s:i, s:s, s:o}", "ociVersion", ISOLA_OCI_VERSION, "fds", "seccompFd",
-					       "pid", (int)c->init, "metadata", s->linux.seccomp.listener_metadata ? s->linux.seccomp.listener_metadata : "",
-					       "state", json_loads(state_json_for_hooks(o->id, "creating", c->init, s->bundle, s), 0, NULL));
-			st = json_dumps(js, JSON_COMPACT);
-			json_decref(js);
-			r = s->linux.seccomp.listener_path && m.fd >= 0
-				? seccomp_send_listener(s->linux.seccomp.listener_path, st, m.fd)
-				: err_set(0, "linux.seccomp.listenerPath: required for SCMP_ACT_NOTIFY");
+		case SYNC_LISTENER:
+			r = runtime_send_listener(s, o->id, "creating", c->init, s->bundle, m.fd);
 			sync_msg_clear(&m);
 			if (r < 0)
 				return r;
 			break;
-		}
 		case SYNC_READY:
 			sync_msg_clear(&m);
 			return 0;

@@ -214,16 +214,8 @@ static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o
 	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
 	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
 		return err_set(-r, "exec: send the process");
-	if (s->linux.seccomp.present) {
-		_cleanup_free_ void *blob = NULL;
-		size_t bloblen = 0;
-		char cache[4096];
-		snprintf(cache, sizeof cache, "%s/.cache/seccomp", o->root);
-		if ((r = seccomp_compile_cached(&s->linux.seccomp, cache, &blob, &bloblen)) < 0)
-			return r;
-		if ((r = sync_send(sync, SYNC_SECCOMP, blob, bloblen, -1)) < 0)
-			return err_set(-r, "exec: send the seccomp filter");
-	}
+	if (s->linux.seccomp.present && (r = runtime_send_seccomp(sync, s, o->root)) < 0)
+		return r;
 	/* The socket closes when the process execs; an error comes first. */
 	for (;;) {
 		r = sync_recv(sync, &m);
@@ -236,16 +228,8 @@ static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o
 			sync_msg_clear(&m);
 			return -EIO;
 		}
-		if (m.type == SYNC_LISTENER && s->linux.seccomp.listener_path && m.fd >= 0) {
-			char *st = state_json_for_hooks(o->id, "running", pid, "", s);
-			json_t *js = json_pack("{s:s, s:[s], s:i, s:s, s:o}", "ociVersion", ISOLA_OCI_VERSION, "fds", "seccompFd",
-					       "pid", (int)pid, "metadata", s->linux.seccomp.listener_metadata ? s->linux.seccomp.listener_metadata : "",
-					       "state", json_loads(st ? st : "{}", 0, NULL));
-			free(st);
-			char *txt = json_dumps(js, JSON_COMPACT);
-			json_decref(js);
-			r = seccomp_send_listener(s->linux.seccomp.listener_path, txt ? txt : "{}", m.fd);
-			free(txt);
+		if (m.type == SYNC_LISTENER) {
+			r = runtime_send_listener(s, o->id, "running", pid, "", m.fd);
 			sync_msg_clear(&m);
 			if (r < 0)
 				return r;

@@ -48,6 +48,11 @@ struct child_args {
 pid_t runtime_clone_child(struct child_args *a, int clone_flags);
 int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX]);
 int runtime_connect_unix(const char *path);
+/* Compile (or take from <root>/.cache/seccomp) and send SYNC_SECCOMP. */
+int runtime_send_seccomp(int sync, const oci_spec *s, const char *root);
+/* Hand the seccomp notify fd and the containerProcessState to listenerPath. */
+int runtime_send_listener(const oci_spec *s, const char *id, const char *status, pid_t pid,
+			  const char *bundle, int fd);
 /* The container's saved config (state dir), or NULL. */
 #include "container.h"
 oci_spec *runtime_config_of(const container_state *st);
