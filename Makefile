@@ -7,7 +7,7 @@ WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wformat=2 -Wvla \
             -Wimplicit-fallthrough -Wno-unused-parameter -Wno-sign-compare $(WERROR)
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -fno-strict-aliasing
-LIBS     := -ljansson -lseccomp -lcap
+LIBS     := -ljansson -lseccomp
 # isola-oci is linked statically: no dynamic loader work on every start.
 STATIC   ?= -static
 

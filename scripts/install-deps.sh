@@ -11,7 +11,6 @@ PACKAGES=(
 	pkg-config       # locating library flags
 	libjansson-dev   # JSON parsing/writing of config.json and state.json
 	libseccomp-dev   # compiling linux.seccomp filters
-	libcap-dev       # capability sets (process.capabilities)
 	busybox-static   # scripts/mkrootfs.sh builds the built-in busybox image from /bin/busybox
 	python3          # /usr/bin/python3 runs the demo's JSON edit and the integration tests
 	python3-pytest   # integration test runner (tests/integration)
