@@ -7,6 +7,7 @@
 #include "sandbox/hooks.h"
 #include "sandbox/seccomp.h"
 #include "sandbox/selfexe.h"
+#include "sandbox/userns.h"
 #include "util/err.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -242,19 +243,6 @@ static void now_rfc3339(char *buf, size_t n)
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
-}
-
-static int write_idmap(pid_t pid, const char *file, const spec_idmap *m, size_t n)
-{
-	char buf[4096], path[64];
-	size_t len = 0;
-	for (size_t i = 0; i < n && len < sizeof buf - 64; i++)
-		len += (size_t)snprintf(buf + len, sizeof buf - len, "%u %u %u\n", m[i].container_id, m[i].host_id, m[i].size);
-	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
-		return err_set(errno, "linux.%s: write %s", !strcmp(file, "uid_map") ? "uidMappings" : "gidMappings", path);
-	return 0;
 }
 
 int runtime_connect_unix(const char *path)
@@ -521,12 +509,10 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 			sync_msg_clear(&m);
 		}
 	}
-	if (ca->userns_new) {
-		if ((r = write_idmap(c->child, "uid_map", s->linux.uid_mappings, s->linux.n_uid_mappings)) < 0 ||
-		    (r = write_idmap(c->child, "gid_map", s->linux.gid_mappings, s->linux.n_gid_mappings)) < 0)
-			return r;
-	}
-	if ((r = cgroup_enter(c->cg, c->child)) < 0)
+	if (ca->userns_new && (r = userns_write_maps(c->child, s->linux.uid_mappings, s->linux.n_uid_mappings,
+						     s->linux.gid_mappings, s->linux.n_gid_mappings)) < 0)
+		return r;
+	if (c->cg && (r = cgroup_enter(c->cg, c->child)) < 0)
 		return err_wrap(r, "linux.cgroupsPath");
 	if ((r = sync_send(sync, SYNC_MAPPED, NULL, 0, -1)) < 0)
 		return err_set(-r, "start the container init");
@@ -640,6 +626,18 @@ static int apply_resources(cgroup *cg, const oci_spec *s)
 	return cgroup_apply(cg, &res);
 }
 
+/* Unprivileged, a cgroup we may not create, or limits we may not set, are
+ * skipped with a warning: limits then apply only where the cgroup (and its
+ * controllers) were delegated to the user, as with cgroup v2 and systemd. */
+static bool rootless_cgroup_skip(int r, const char *consequence)
+{
+	if (!userns_rootless() || (r != -EACCES && r != -EPERM && r != -EROFS && r != -ENOENT && r != -EOPNOTSUPP))
+		return false;
+	fprintf(stderr, "isola-oci: warning: rootless: %s; %s\n", err_msg(), consequence);
+	err_clear();
+	return true;
+}
+
 int container_create(const struct create_opts *o, pid_t *ret_pid)
 {
 	int r;
@@ -691,11 +689,14 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	now_rfc3339(created, sizeof created);
 	if ((r = cgroup_create(s->linux.cgroups_path, o->id, &c.cg)) < 0) {
 		err_wrap(r, "linux.cgroupsPath");
-		goto out;
+		if (!rootless_cgroup_skip(r, "the container runs without its own cgroup, and no limits"))
+			goto out;
 	}
-	if ((r = apply_resources(c.cg, s)) < 0)
+	if (c.cg && (r = apply_resources(c.cg, s)) < 0 &&
+	    !rootless_cgroup_skip(r, "linux.resources are not applied"))
 		goto out;
-	if ((r = write_state(c.statefd, o->id, "creating", 0, 0, s->bundle, s->root_path, created, cgroup_path(c.cg), s)) < 0)
+	if ((r = write_state(c.statefd, o->id, "creating", 0, 0, s->bundle, s->root_path, created,
+			     c.cg ? cgroup_path(c.cg) : "", s)) < 0)
 		goto out;
 	if (mkfifoat(c.statefd, FIFO_FILE, 0600) < 0) {
 		r = err_set(errno, "create exec fifo");
@@ -749,7 +750,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	if ((r = write_file_atomic_at(c.statefd, CONFIG_COPY, raw, rawlen, 0600)) < 0)
 		goto out;
 	if ((r = write_state(c.statefd, o->id, "created", c.init, starttime, s->bundle, s->root_path, created,
-			     cgroup_path(c.cg), s)) < 0)
+			     c.cg ? cgroup_path(c.cg) : "", s)) < 0)
 		goto out;
 	if (o->pid_file) {
 		char buf[32];

@@ -10,6 +10,7 @@
 #include "sandbox/console.h"
 #include "sandbox/hooks.h"
 #include "sandbox/seccomp.h"
+#include "sandbox/userns.h"
 #include "util/err.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -112,7 +113,9 @@ static int expect_stashing(int sync, uint32_t want, struct sync_msg *m)
 static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_prog *prog, bool *prog_loaded)
 {
 	int r;
-	bool userns = o->flags & INIT_USERNS;
+	/* In a user namespace, ours or the one a rootless runtime runs in
+	 * (podman's), devices cannot be created and sysfs may not mount. */
+	bool userns = (o->flags & INIT_USERNS) || userns_rootless();
 	_cleanup_close_ int rootfd = -1;
 	_cleanup_close_ int slave = -1;
 	if (o->flags & INIT_EXEC) {

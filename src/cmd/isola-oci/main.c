@@ -3,6 +3,7 @@
 #include "runtime/container.h"
 #include "sandbox/console.h"
 #include "sandbox/seccomp.h"
+#include "sandbox/userns.h"
 #include "spec/spec.h"
 #include "util/err.h"
 #include "util/cleanup.h"
@@ -401,6 +402,18 @@ static void usage(FILE *f)
 		   "          checkpoint restore spec features\n");
 }
 
+/* Unprivileged (or root of a user namespace, as under rootless podman) the
+ * state lives in the user's $XDG_RUNTIME_DIR, as with runc. */
+static const char *default_state_root(void)
+{
+	static char buf[PATH_MAX];
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (xdg && xdg[0] == '/' && userns_rootless() &&
+	    snprintf(buf, sizeof buf, "%s/isola-oci", xdg) < (int)sizeof buf)
+		return buf;
+	return "/run/isola-oci";
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "init"))
@@ -435,7 +448,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!g.root)
-		g.root = "/run/isola-oci";
+		g.root = default_state_root();
 	if (optind >= argc) {
 		usage(stderr);
 		return 1;
