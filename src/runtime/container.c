@@ -904,12 +904,54 @@ static int signal_init(const container_state *st, int sig)
 	return r < 0 ? err_set(e, "signal container \"%s\"", st->id) : 0;
 }
 
+/* PID 1 of a pid namespace never gets a signal it has no handler for: the
+ * kernel drops it. Right after `start` the container's shell may not have
+ * installed its trap yet, and a signal sent then would be lost for good; one
+ * sent between the trap and the command it guards is handled before the
+ * command starts waiting. So during the first second after start (when
+ * `start` removed the fifos, which set the state directory's mtime), a
+ * signal for a pid-namespace init waits up to 200 ms for the init to settle:
+ * a handler for it installed (or ignored) and the process blocked. */
+static void wait_for_settled_init(const char *root, const container_state *st, int sig)
+{
+	if (sig == SIGKILL || sig == SIGSTOP || st->status != ST_RUNNING)
+		return;
+	char path[PATH_MAX];
+	struct stat sb;
+	struct timespec now;
+	snprintf(path, sizeof path, "%s/%s", root, st->id);
+	if (stat(path, &sb) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0 || now.tv_sec - sb.st_mtim.tv_sec > 1)
+		return;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)st->pid);
+	for (int i = 0; i < 200; i++) {
+		_cleanup_free_ char *text = NULL;
+		if (read_file_at(AT_FDCWD, path, &text, NULL) < 0)
+			break;
+		const char *nspid = strstr(text, "\nNSpid:"), *cgt = strstr(text, "\nSigCgt:"),
+			   *ign = strstr(text, "\nSigIgn:"), *state = strstr(text, "\nState:");
+		if (!nspid || !cgt || !ign || !state)
+			break;
+		const char *eol = strchrnul(nspid + 1, '\n');
+		if (eol - nspid < 3 || eol[-1] != '1' || (eol[-2] != ' ' && eol[-2] != '\t'))
+			break; /* not the init of its own pid namespace: nothing is dropped */
+		unsigned long long caught = strtoull(cgt + 8, NULL, 16), ignored = strtoull(ign + 8, NULL, 16);
+		char st_char = state[8] == '\t' || state[8] == ' ' ? state[9] : state[8];
+		bool handled = (caught | ignored) & (1ULL << (sig - 1));
+		if (handled && (st_char == 'S' || st_char == 'D' || st_char == 'T'))
+			break;
+		usleep(1000);
+	}
+	err_clear();
+}
+
 int container_kill(const char *root, const char *id, int sig, bool all)
 {
 	container_state st;
 	int r = container_load(root, id, &st);
 	if (r < 0)
 		return r;
+	if (!all)
+		wait_for_settled_init(root, &st, sig);
 	if (st.status == ST_STOPPED && !all) {
 		r = err_set(0, "container \"%s\" is not running", id);
 	} else if (all && st.cgroup[0]) {

@@ -281,6 +281,17 @@ exec:
 	/* Before the filter goes in: profiles need not allow close_range. */
 	if ((r = seal_fds(o.preserve_fds)) < 0)
 		goto fail;
+	/* A cwd reached through a leaked fd would lie outside the root
+	 * (CVE-2024-21626): the kernel then reports it unreachable. Checked
+	 * here, before the filter (which may refuse getcwd); the chdir is done
+	 * again as the container's user below. */
+	char cwdbuf[PATH_MAX];
+	errno = 0;
+	if (chdir(s->process.cwd ? s->process.cwd : "/") == 0 &&
+	    (!getcwd(cwdbuf, sizeof cwdbuf) || cwdbuf[0] != '/')) {
+		r = err_set(errno ? errno : EPERM, "process.cwd: '%s' is outside the container", s->process.cwd);
+		goto fail;
+	}
 	bool nnp = s->process.no_new_privileges;
 	if (prog_loaded && !nnp) {
 		/* Without no_new_privs the filter needs CAP_SYS_ADMIN: load it
@@ -301,13 +312,7 @@ exec:
 		r = err_set(errno, "process.cwd: chdir '%s'", s->process.cwd);
 		goto fail;
 	}
-	/* A cwd reached through a leaked fd would lie outside the root
-	 * (CVE-2024-21626): the kernel then reports it unreachable. */
-	char cwdbuf[PATH_MAX];
-	if (!getcwd(cwdbuf, sizeof cwdbuf) || cwdbuf[0] != '/') {
-		r = err_set(errno ? errno : EPERM, "process.cwd: '%s' is outside the container", s->process.cwd);
-		goto fail;
-	}
+
 	char *empty_env[] = { NULL };
 	execve(exe, s->process.args, s->process.env ? s->process.env : empty_env);
 	r = err_set(errno, "exec '%s'", exe);
