@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -149,6 +150,101 @@ static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
 	return 0;
 }
 
+/* Copy the tree under directory src into directory dst, keeping modes,
+ * owners and times: the "tmpcopyup" tmpfs starts with what the image had
+ * at its destination. Hard links become copies; sockets are skipped. */
+static int copy_tree(int src, int dst, const char *where, unsigned depth)
+{
+	if (depth > 64)
+		return err_set(ELOOP, "tmpcopyup: %s: directories nested too deeply", where);
+	int dup_src = fcntl(src, F_DUPFD_CLOEXEC, 3);
+	if (dup_src < 0)
+		return err_set(errno, "tmpcopyup: %s", where);
+	_cleanup_closedir_ DIR *d = fdopendir(dup_src);
+	if (!d) {
+		close(dup_src);
+		return err_set(errno, "tmpcopyup: read %s", where);
+	}
+	struct dirent *e;
+	while ((errno = 0, e = readdir(d))) {
+		const char *n = e->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(src, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return err_set(errno, "tmpcopyup: %s/%s", where, n);
+		mode_t perm = st.st_mode & 07777;
+		_cleanup_close_ int sfd = -1, dfd = -1;
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdirat(dst, n, 0700) < 0 ||
+			    (sfd = openat(src, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+			    (dfd = openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+				return err_set(errno, "tmpcopyup: %s/%s", where, n);
+			char sub[PATH_MAX];
+			snprintf(sub, sizeof sub, "%s/%s", where, n);
+			int r = copy_tree(sfd, dfd, sub, depth + 1);
+			if (r < 0)
+				return r;
+		} else if (S_ISREG(st.st_mode)) {
+			if ((sfd = openat(src, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+			    (dfd = openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+				return err_set(errno, "tmpcopyup: %s/%s", where, n);
+			for (off_t left = st.st_size; left > 0;) {
+				ssize_t k = sendfile(dfd, sfd, NULL, (size_t)left);
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k <= 0)
+					return err_set(k < 0 ? errno : EIO, "tmpcopyup: copy %s/%s", where, n);
+				left -= k;
+			}
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t k = readlinkat(src, n, target, sizeof target - 1);
+			if (k < 0)
+				return err_set(errno, "tmpcopyup: readlink %s/%s", where, n);
+			target[k] = '\0';
+			if (symlinkat(target, dst, n) < 0)
+				return err_set(errno, "tmpcopyup: symlink %s/%s", where, n);
+			/* Owner only: symlinks have no mode, and their times do not matter. */
+			(void)fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW); /* best effort, as below */
+			continue;
+		} else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+			if (mknodat(dst, n, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0)
+				return err_set(errno, "tmpcopyup: mknod %s/%s", where, n);
+			if ((dfd = openat(dst, n, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+				return err_set(errno, "tmpcopyup: %s/%s", where, n);
+		} else {
+			continue;
+		}
+		char fp[FDPATH_MAX];
+		/* Owners the namespace does not map cannot be kept: best effort. */
+		(void)fchownat(dfd, "", st.st_uid, st.st_gid, AT_EMPTY_PATH);
+		if (fchmodat(AT_FDCWD, fdpath(fp, dfd), perm, 0) < 0)
+			return err_set(errno, "tmpcopyup: chmod %s/%s", where, n);
+		struct timespec t[2] = { st.st_atim, st.st_mtim };
+		(void)utimensat(AT_FDCWD, fdpath(fp, dfd), t, 0); /* best effort: times are cosmetic */
+	}
+	if (errno)
+		return err_set(errno, "tmpcopyup: read %s", where);
+	return 0;
+}
+
+/* tmpcopyup: the new tmpfs (mfd) gets the content, mode and owner of the
+ * directory it now hides (under). */
+static int tmpfs_copy_up(int under, int mfd, const char *dest)
+{
+	struct stat st;
+	if (fstat(under, &st) < 0)
+		return err_set(errno, "tmpcopyup: %s", dest);
+	int r = copy_tree(under, mfd, dest, 0);
+	if (r < 0)
+		return r;
+	(void)fchown(mfd, st.st_uid, st.st_gid); /* best effort, as in copy_tree */
+	if (fchmod(mfd, st.st_mode & 07777) < 0)
+		return err_set(errno, "tmpcopyup: chmod %s", dest);
+	return 0;
+}
+
 static int fs_mount(const oci_spec *s, const spec_mount *m, int rootfd, bool userns, bool cgroupns)
 {
 	char fp[FDPATH_MAX];
@@ -164,6 +260,10 @@ static int fs_mount(const oci_spec *s, const spec_mount *m, int rootfd, bool use
 		int r = cgroup_mount_in_container(fdpath(fp, tfd), o->flags, cgroupns);
 		return r < 0 ? err_wrap(r, "mount %s", m->destination) : 0;
 	}
+	_cleanup_close_ int under = -1;
+	if (o->tmpcopyup && !strcmp(type, "tmpfs") &&
+	    (under = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return err_set(errno, "mount %s: open it for tmpcopyup", m->destination);
 	unsigned long flags = o->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
 	if (mount(m->source ? m->source : type, fdpath(fp, tfd), type, flags, o->data) < 0) {
 		int e = errno;
@@ -180,6 +280,14 @@ static int fs_mount(const oci_spec *s, const spec_mount *m, int rootfd, bool use
 		}
 		return err_set(e, "mount %s on %s (type %s, options '%s')", m->source ? m->source : type,
 			       m->destination, type, o->data ? o->data : "");
+	}
+	if (under >= 0) {
+		_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (mfd < 0)
+			return err_set(-mfd, "reopen mount %s", m->destination);
+		int r = tmpfs_copy_up(under, mfd, m->destination);
+		if (r < 0)
+			return r;
 	}
 	if (o->propagation) {
 		_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);

@@ -18,6 +18,7 @@ enum opt_kind {
 	O_RRW,
 	O_IDMAP,
 	O_RIDMAP,
+	O_TMPCOPYUP,
 	O_NOOP,
 	O_UNSUPPORTED,
 };
@@ -52,9 +53,9 @@ static const mount_opt mount_opts[] = {
 	{ "unbindable", O_PROP, MS_UNBINDABLE }, { "runbindable", O_PROP, MS_UNBINDABLE | MS_REC },
 	{ "rro", O_RRO, 0 },                  { "rrw", O_RRW, 0 },
 	{ "idmap", O_IDMAP, 0 },              { "ridmap", O_RIDMAP, 0 },
+	{ "tmpcopyup", O_TMPCOPYUP, 0 },
 	/* Recognised by the runtime-spec or other runtimes, not implemented
 	 * here: fail loudly rather than hand them to the filesystem. */
-	{ "tmpcopyup", O_UNSUPPORTED, 0 },
 	{ "rnosuid", O_UNSUPPORTED, 0 },      { "rsuid", O_UNSUPPORTED, 0 },
 	{ "rnodev", O_UNSUPPORTED, 0 },       { "rdev", O_UNSUPPORTED, 0 },
 	{ "rnoexec", O_UNSUPPORTED, 0 },      { "rexec", O_UNSUPPORTED, 0 },
@@ -131,6 +132,9 @@ int spec_mount_opts_parse(char *const *options, spec_mount_opts *out)
 			break;
 		case O_RIDMAP:
 			r.ridmap = true;
+			break;
+		case O_TMPCOPYUP:
+			r.tmpcopyup = true;
 			break;
 		case O_NOOP:
 			break;

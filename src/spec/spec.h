@@ -58,6 +58,7 @@ typedef struct {
 	bool recursive_ro;         /* "rro": MOUNT_ATTR_RDONLY recursively */
 	bool idmap, ridmap;
 	char *data;                /* remaining filesystem-specific options joined with ',' (may be NULL) */
+	bool tmpcopyup;            /* tmpfs: copy what the rootfs has at the destination into it (runc, crun) */
 } spec_mount_opts;
 
 typedef struct {
