@@ -23,6 +23,13 @@ PACKAGES=(
 	crun             # benchmark baseline
 	criu             # checkpoint / restore (isola-oci checkpoint, restore)
 	iptables         # iptables-restore: CRIU locks the network of a container it dumps
+	podman           # tests/integration/test_podman.py, test_rootless.py: podman --runtime isola-oci
+	conmon           # podman's container monitor (runs isola-oci create/start for podman)
+	containernetworking-plugins # CNI bridge + host-local: podman's default network in the tests
+	buildah          # tests/integration/test_buildah.py: RUN steps of a build under isola-oci
+	containerd       # tests/integration/test_containerd.py: ctr and the runc v2 shim driving isola-oci
+	uidmap           # newuidmap/newgidmap: rootless isola-oci and rootless podman with subuid ranges
+	slirp4netns      # rootless podman's default network (used when /dev/net/tun is usable)
 )
 
 missing=()
