@@ -95,13 +95,7 @@ int cmd_exec(int argc, char **argv)
 			close(csock[0]);
 		return fail_cmd(r);
 	}
-	int master = -1;
-	if (csock[0] >= 0) {
-		struct pollfd p = { csock[0], POLLIN, 0 };
-		if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
-			(void)recv_fd(csock[0], &master);
-		close(csock[0]);
-	}
+	int master = take_console_master(csock[0]);
 	if (pid_file) {
 		char buf[32];
 		int n = snprintf(buf, sizeof buf, "%d", (int)pid);

@@ -20,6 +20,9 @@ int run_container(struct create_opts *o, bool detach);
 int foreground_wait(pid_t pid, int master, const sigset_t *mask);
 /* Block every catchable signal (to forward them) into *old. */
 void block_forwarded_signals(sigset_t *mask);
+/* The pty master the init sent over our end of a console socketpair (or -1
+ * when the process has no terminal); closes sock. */
+int take_console_master(int sock);
 int cmd_exec(int argc, char **argv);
 /* cmd-resources.c: pause, resume, update, ps; cmd-events.c: events (runc
  * 1.1 flags and output formats). */

@@ -104,6 +104,19 @@ int foreground_wait(pid_t pid, int master, const sigset_t *mask)
 	return status_to_exit(status);
 }
 
+int take_console_master(int sock)
+{
+	int master = -1;
+	if (sock < 0)
+		return -1;
+	/* The init sent a pty master only if process.terminal is set. */
+	struct pollfd p = { sock, POLLIN, 0 };
+	if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
+		(void)recv_fd(sock, &master);
+	close(sock);
+	return master;
+}
+
 void block_forwarded_signals(sigset_t *mask)
 {
 	sigfillset(mask);
@@ -140,14 +153,7 @@ int run_container(struct create_opts *o, bool detach)
 			close(csock[0]);
 		return fail_cmd(r);
 	}
-	int master = -1;
-	if (csock[0] >= 0) {
-		/* The init sent a pty master only if process.terminal is set. */
-		struct pollfd p = { csock[0], POLLIN, 0 };
-		if (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
-			(void)recv_fd(csock[0], &master);
-		close(csock[0]);
-	}
+	int master = take_console_master(csock[0]);
 	if ((r = container_start(g.root, o->id)) < 0) {
 		fail_cmd(r);
 		(void)container_delete(g.root, o->id, true);
