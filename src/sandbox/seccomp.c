@@ -16,6 +16,7 @@
 
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/log.h"
 
 /* Compared in seccomp_compile() without the 16 data bits. */
 #define ACTION_BASE(a) ((a) & 0xffff0000U)
@@ -272,8 +273,12 @@ int seccomp_compile(const spec_seccomp *s, seccomp_prog *ret)
 			/* Names of other architectures resolve to libseccomp's
 			 * pseudo numbers; only names it has never heard of fail. */
 			int nr = seccomp_syscall_resolve_name(rule->names[j]);
-			if (nr == __NR_SCMP_ERROR)
-				continue; /* skipped, as runc does */
+			if (nr == __NR_SCMP_ERROR) {
+				/* Skipped, as runc does: the profile may be newer than
+				 * libseccomp or name another architecture's calls. */
+				log_debugf("%s: unknown syscall \"%s\" skipped", where, rule->names[j]);
+				continue;
+			}
 			r = rule_add(ctx, action, nr, cmp, rule->n_args, split);
 			if (r < 0) {
 				char abuf[48];

@@ -147,3 +147,14 @@ def test_notify_listener_receives_fd_and_answers(ctx, run_container):
         assert "cross-device" in err, err
     finally:
         agent.close()
+
+
+@pytest.mark.isola_only
+def test_unknown_syscall_name_is_logged_with_debug(ctx, bundle):
+    config = with_seccomp(sh("echo fine"), {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["no_such_syscall_abc"], "action": "SCMP_ACT_ERRNO"}]})
+    b = bundle(config)
+    r = ctx.run("run", "--bundle", b.path, b.id, global_args=("--debug",))
+    assert r.rc == 0, str(r)
+    assert 'unknown syscall "no_such_syscall_abc" skipped' in r.err

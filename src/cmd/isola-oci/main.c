@@ -6,6 +6,7 @@
 #include "sandbox/userns.h"
 #include "spec/spec.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include "cmd.h"
@@ -62,6 +63,11 @@ int fail_cmd(int r)
 	fprintf(stderr, "isola-oci: %s\n", msg);
 	log_line("error", msg);
 	return 1;
+}
+
+static void debug_hook(const char *msg)
+{
+	debugf("%s", msg);
 }
 
 void debugf(const char *fmt, ...)
@@ -449,6 +455,8 @@ int main(int argc, char **argv)
 	}
 	if (!g.root)
 		g.root = default_state_root();
+	if (g.debug || g.log)
+		log_set_debug_hook(debug_hook);
 	if (optind >= argc) {
 		usage(stderr);
 		return 1;
