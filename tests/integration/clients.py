@@ -71,15 +71,28 @@ def run(argv, *, env=None, timeout=60, input=None, diag=None, user=None, cwd=Non
             os.setgroups([gid])
             os.setgid(gid)
             os.setuid(uid)
-    try:
-        p = subprocess.run(argv, env=env, input=input, capture_output=True, text=True,
-                           timeout=timeout, preexec_fn=pre, cwd=cwd, start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+    # Output goes through files, not pipes: a detached container (or conmon)
+    # that inherits them must not keep the call waiting for EOF.
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if input is not None else
+                             subprocess.DEVNULL, stdout=fo, stderr=fe, preexec_fn=pre, cwd=cwd,
+                             start_new_session=True)
+        try:
+            if input is not None:
+                p.stdin.write(input.encode())
+                p.stdin.close()
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc = None
+        fo.seek(0)
+        fe.seek(0)
+        out, err = fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
+    if rc is None:
         raise AssertionError(str(Out(-1, out, err + f"\n(timed out after {timeout}s)", argv,
-                                     diag() if diag else ""))) from None
-    return Out(p.returncode, p.stdout, p.stderr, argv, diag() if diag and p.returncode else "")
+                                     diag() if diag else "")))
+    return Out(rc, out, err, argv, diag() if diag and rc else "")
 
 
 def ok(res):
@@ -221,18 +234,19 @@ class Engine:
     own, and isola-oci as the runtime (`--runtime PATH` on every command,
     `--runtime-flag log=...` for its error log)."""
 
-    BRIDGE = "isolait0"
     # podman's documented default set, written out: tests compare against it.
     CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
             "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
-    SUBNET = "10.213.77"
 
     def __init__(self, runtime):
         self.runtime = str(runtime)
         self.dir = Path(tempfile.mkdtemp(prefix="isola-engine.", dir="/tmp"))
         os.chmod(self.dir, 0o755)
         self.log = self.dir / "isola-oci.log"
+        # Per test session, so that two sessions on one host do not collide.
         self.network = f"isolait{os.getpid()}"
+        self.bridge = f"isoit{os.getpid() % 10**9}"[:15]
+        self.subnet = f"10.213.{os.getpid() % 250 + 2}"
         self.image = "localhost/isola-busybox"
         self.ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
         self.env = dict(os.environ)
@@ -250,11 +264,11 @@ class Engine:
         (d / "cni" / f"{self.network}.conflist").write_text(json.dumps({
             "cniVersion": "0.4.0", "name": self.network,
             "plugins": [{
-                "type": "bridge", "bridge": self.BRIDGE, "isGateway": True, "ipMasq": False,
+                "type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False,
                 "ipam": {"type": "host-local", "dataDir": str(d / "ipam"),
                          "routes": [{"dst": "0.0.0.0/0"}],
-                         "ranges": [[{"subnet": f"{self.SUBNET}.0/24",
-                                      "gateway": f"{self.SUBNET}.1"}]]},
+                         "ranges": [[{"subnet": f"{self.subnet}.0/24",
+                                      "gateway": f"{self.subnet}.1"}]]},
             }],
         }))
         caps = ", ".join(f'"{c}"' for c in self.CAPS)
@@ -327,7 +341,7 @@ runroot = "{d}/runroot"
         if pids_with_arg(str(self.dir)):
             problems.append(f"processes {pids_with_arg(str(self.dir))}")
         kill_and_unmount(self.dir)
-        subprocess.run(["ip", "link", "del", self.BRIDGE], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "link", "del", self.bridge], stderr=subprocess.DEVNULL)
         try:
             Path("/proc/sys/net/ipv4/ip_forward").write_text(self.ip_forward)
         except OSError:

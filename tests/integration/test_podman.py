@@ -338,6 +338,6 @@ def test_network_none(pm):
 
 def test_default_network(pm, engine):
     r = pm.ok("run", "--rm", "--cap-add", "NET_RAW", pm.image, "sh", "-c",
-              f"ip -4 -o addr show eth0; ping -c 1 -W 5 {engine.SUBNET}.1")
-    assert f"inet {engine.SUBNET}." in r.out, str(r)
+              f"ip -4 -o addr show eth0; ping -c 1 -W 5 {engine.subnet}.1")
+    assert f"inet {engine.subnet}." in r.out, str(r)
     assert "1 packets received" in r.out, str(r)
