@@ -370,7 +370,7 @@ static int cmd_features(int argc, char **argv)
 		"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand", "noatime",
 		"nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid", "private",
 		"rbind", "relatime", "remount", "ro", "rprivate", "rro", "rshared", "rslave", "runbindable", "rw",
-		"shared", "slave", "strictatime", "suid", "sync", "unbindable",
+		"shared", "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable",
 	};
 	json_t *mo = json_array();
 	for (size_t i = 0; i < ARRAY_SIZE(mount_opts); i++)
