@@ -13,13 +13,20 @@ STATIC   ?= -static
 
 LIB_SRC  := $(wildcard src/util/*.c src/spec/*.c src/sandbox/*.c src/runtime/*.c)
 OCI_SRC  := $(wildcard src/cmd/isola-oci/*.c)
+# The manager (src/manager) and its CLI `isola`: linked dynamically, it is
+# not on the container start path.
+MGR_SRC  := $(wildcard src/manager/*.c)
+ISOLA_SRC := $(wildcard src/cmd/isola/*.c)
+MGR_LIBS := -lsqlite3 -larchive -lcrypto
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 OCI_OBJ  := $(OCI_SRC:%.c=$(BUILD)/obj/%.o)
+MGR_OBJ  := $(MGR_SRC:%.c=$(BUILD)/obj/%.o)
+ISOLA_OBJ := $(ISOLA_SRC:%.c=$(BUILD)/obj/%.o)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 
-all: $(BUILD)/isola-oci $(BUILD)/rootfs.stamp
+all: $(BUILD)/isola-oci $(BUILD)/isola $(BUILD)/rootfs.stamp
 
 deps:
 	@scripts/install-deps.sh
@@ -34,6 +41,18 @@ $(BUILD)/libisola.a: $(LIB_OBJ)
 
 $(BUILD)/isola-oci: $(OCI_OBJ) $(BUILD)/libisola.a
 	$(CC) $(CFLAGS) $(STATIC) -o $@ $(OCI_OBJ) $(BUILD)/libisola.a $(LIBS)
+
+$(BUILD)/libisola-manager.a: $(MGR_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/isola: $(ISOLA_OBJ) $(BUILD)/libisola-manager.a $(BUILD)/libisola.a
+	$(CC) $(CFLAGS) -o $@ $(ISOLA_OBJ) $(BUILD)/libisola-manager.a $(BUILD)/libisola.a $(LIBS) $(MGR_LIBS)
+
+# Unit tests of the manager (test-image-*.c) also link the manager library.
+$(BUILD)/unit/test-image-%: tests/unit/test-image-%.c $(BUILD)/libisola-manager.a $(BUILD)/libisola.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola-manager.a $(BUILD)/libisola.a $(LIBS) $(MGR_LIBS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libisola.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
@@ -74,4 +93,4 @@ clean:
 	rm -rf build build-asan
 
 .PHONY: all deps demo unit integration asan check bench clean
--include $(LIB_OBJ:.o=.d) $(OCI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(OCI_OBJ:.o=.d) $(MGR_OBJ:.o=.d) $(ISOLA_OBJ:.o=.d)

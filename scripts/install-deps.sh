@@ -11,6 +11,10 @@ PACKAGES=(
 	pkg-config       # locating library flags
 	libjansson-dev   # JSON parsing/writing of config.json and state.json
 	libseccomp-dev   # compiling linux.seccomp filters
+	libsqlite3-dev   # the manager's state database (<state>/isola.db, src/manager/db.c)
+	libarchive-dev   # image import/export: tar, gzip, zstd, xz (src/manager/image-*.c)
+	libssl-dev       # libcrypto's sha256: image fingerprints and OCI blob digests
+	zstd             # tests/integration/test_isola_image.py compresses .tar.zst test images
 	busybox-static   # scripts/mkrootfs.sh builds the built-in busybox image from /bin/busybox
 	python3          # /usr/bin/python3 runs the demo's JSON edit and the integration tests
 	python3-pytest   # integration test runner (tests/integration)
