@@ -229,8 +229,8 @@ def kill_and_unmount(base):
 
 class Engine:
     """A private podman/buildah setup: containers.conf and storage.conf in a
-    temp directory (CONTAINERS_CONF / CONTAINERS_STORAGE_CONF), overlay
-    storage, cgroupfs, file events, no systemd, a CNI bridge network of its
+    temp directory (CONTAINERS_CONF / CONTAINERS_STORAGE_CONF), overlay (or
+    vfs) storage, cgroupfs, file events, no systemd, a CNI bridge network of its
     own, and isola-oci as the runtime (`--runtime PATH` on every command,
     `--runtime-flag log=...` for its error log)."""
 
@@ -299,9 +299,13 @@ isola = ["{self.runtime}"]
         if auto_userns_user:
             auto = (f'\n[storage.options]\nroot-auto-userns-user = "{auto_userns_user}"\n'
                     'auto-userns-min-size = 1024\n')
+        # overlay cannot stack on overlayfs (a CI container's /tmp): vfs copies instead.
+        fstype = subprocess.run(["stat", "-f", "-c", "%T", str(d)], capture_output=True,
+                                text=True).stdout.strip()
+        driver = "vfs" if fstype == "overlayfs" else "overlay"
         (d / "storage.conf").write_text(f"""\
 [storage]
-driver = "overlay"
+driver = "{driver}"
 graphroot = "{d}/root"
 runroot = "{d}/runroot"
 {auto}""")
