@@ -11,6 +11,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -139,8 +140,9 @@ static int mark_seen(struct layer *L, const char *path)
 
 /* Open directory `dir` (canonical, "" = root) beneath the root, one
  * component at a time, never following a symlink; with create, missing
- * directories are made (0755, as tar does). Returns an O_PATH fd. */
-static int open_parent(struct layer *L, const char *member, const char *dir, bool create)
+ * directories are made (0755, as tar does). Returns an O_PATH fd. `role`
+ * prefixes the path in messages ("" or "hard link target 'x': "). */
+static int open_parent(struct layer *L, const char *member, const char *role, const char *dir, bool create)
 {
 	if (L->cache_path && !strcmp(L->cache_path, dir)) {
 		int dfd = fcntl(L->cache_fd, F_DUPFD_CLOEXEC, 3);
@@ -160,7 +162,7 @@ static int open_parent(struct layer *L, const char *member, const char *dir, boo
 		int nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (nfd < 0 && errno == ENOENT && create) {
 			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST)
-				return err_set(errno, "%s: member '%s': mkdir '%.*s'", L->what, member,
+				return err_set(errno, "%s: member '%s': %smkdir '%.*s'", L->what, member, role,
 					       (int)(p - dir + n), dir);
 			nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		}
@@ -169,9 +171,9 @@ static int open_parent(struct layer *L, const char *member, const char *dir, boo
 			struct stat st;
 			if ((e == ENOTDIR || e == ELOOP) && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    S_ISLNK(st.st_mode))
-				return err_refuse(ELOOP, "%s: member '%s': '%.*s' is a symbolic link (files are never "
-					       "written through links)", L->what, member, (int)(p - dir + n), dir);
-			return err_set(e, "%s: member '%s': '%.*s'", L->what, member, (int)(p - dir + n), dir);
+				return err_refuse(ELOOP, "%s: member '%s': %s'%.*s' is a symbolic link (files are never "
+					       "written through links)", L->what, member, role, (int)(p - dir + n), dir);
+			return err_set(e, "%s: member '%s': %s'%.*s'", L->what, member, role, (int)(p - dir + n), dir);
 		}
 		close(fd);
 		fd = nfd;
@@ -309,7 +311,9 @@ static int apply_hardlink(struct layer *L, int parent, const char *base, const c
 	const char *tbase = slash ? slash + 1 : target;
 	if (slash)
 		*slash = '\0';
-	_cleanup_close_ int tparent = open_parent(L, member, slash ? target : "", false);
+	char role[PATH_MAX + 32];
+	snprintf(role, sizeof role, "hard link target '%s': ", raw_target);
+	_cleanup_close_ int tparent = open_parent(L, member, role, slash ? target : "", false);
 	if (tparent < 0)
 		return tparent;
 	struct stat st;
@@ -348,7 +352,7 @@ static int apply_entry(struct layer *L, struct archive *a, struct archive_entry 
 	enum image_whiteout wh = image_whiteout_kind(base, &wh_target);
 	if (wh == WHITEOUT_META)
 		return 0;
-	_cleanup_close_ int parent = open_parent(L, raw, dir, true);
+	_cleanup_close_ int parent = open_parent(L, raw, "", dir, true);
 	if (parent < 0)
 		return parent;
 	if (wh == WHITEOUT_OPAQUE) {
@@ -458,7 +462,8 @@ int image_apply_layer(int root_fd, struct image_reader *rd)
 	archive_read_support_format_tar(a);
 	int r = 0;
 	if (archive_read_open(a, rd, NULL, archive_read_cb, NULL) != ARCHIVE_OK) {
-		r = rd->error ? rd->error : err_refuse(EINVAL, "%s: not a tar archive: %s", rd->what, archive_msg(a));
+		r = rd->error ? rd->error : err_refuse(EINVAL, "%s: not a tar archive: %s", rd->what,
+						       archive_error_string(a) ? archive_error_string(a) : "empty or truncated input");
 		goto out;
 	}
 	for (;;) {

@@ -206,9 +206,11 @@ int image_oci_apply(int layout_fd, const char *what, int root_fd, const struct i
 	snprintf(mname, sizeof mname, "manifest %.80s", manifest_digest);
 
 	json_t *cdesc = json_object_get(manifest, "config");
-	int r = load_blob_json(layout_fd, what, json_string_value(json_object_get(cdesc, "digest")), "config", &config);
+	char cname[160];
+	snprintf(cname, sizeof cname, "%s: config", mname);
+	int r = load_blob_json(layout_fd, what, json_string_value(json_object_get(cdesc, "digest")), cname, &config);
 	if (r < 0)
-		return err_wrap(r, "%s", mname);
+		return r;
 	const char *os = json_string_value(json_object_get(config, "os"));
 	if (os && strcmp(os, "linux"))
 		return err_refuse(EINVAL, "%s: config: os: only linux images can be imported, got \"%s\"", what, os);
