@@ -604,7 +604,7 @@ int container_checkpoint(const char *root, const char *id, const struct checkpoi
 	if (!o->image_path || !*o->image_path)
 		return err_set(0, "checkpoint: --image-path must not be empty");
 	container_state st;
-	int r = container_load(root, id, &st);
+	int r = container_load_with_config(root, id, &st);
 	if (r < 0)
 		return r;
 	oci_spec *s = NULL;

@@ -125,7 +125,7 @@ static const char *jstr(json_t *o, const char *k)
 	return v ? v : "";
 }
 
-static int load_at(int dirfd, const char *id, container_state *st)
+static int load_at(int dirfd, const char *id, container_state *st, bool with_config)
 {
 	memset(st, 0, sizeof *st);
 	_cleanup_free_ char *text = NULL;
@@ -190,7 +190,8 @@ static int load_at(int dirfd, const char *id, container_state *st)
 			cgroup_free(cg);
 		}
 	}
-	if (read_file_at(dirfd, CONFIG_COPY, &st->config_copy, NULL) < 0)
+	/* Only start, delete, exec and checkpoint need the saved config. */
+	if (with_config && read_file_at(dirfd, CONFIG_COPY, &st->config_copy, NULL) < 0)
 		st->config_copy = NULL;
 	err_clear();
 	return 0;
@@ -201,7 +202,15 @@ int container_load(const char *root, const char *id, container_state *ret)
 	_cleanup_close_ int dfd = open_state_dir(root, id);
 	if (dfd < 0)
 		return dfd;
-	return load_at(dfd, id, ret);
+	return load_at(dfd, id, ret, false);
+}
+
+int container_load_with_config(const char *root, const char *id, container_state *ret)
+{
+	_cleanup_close_ int dfd = open_state_dir(root, id);
+	if (dfd < 0)
+		return dfd;
+	return load_at(dfd, id, ret, true);
 }
 
 void container_state_clear(container_state *st)
@@ -360,13 +369,32 @@ fail:
 	_exit(1);
 }
 
-pid_t runtime_clone_child(struct child_args *a, int clone_flags)
+static pid_t runtime_clone_child(struct child_args *a, int clone_flags)
 {
 	struct clone_args ca = { .flags = (uint64_t)clone_flags, .exit_signal = SIGCHLD };
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
 	if (pid == 0)
 		child_main(a);
 	return pid < 0 ? -errno : pid;
+}
+
+pid_t runtime_spawn_child(struct child_args *a, int clone_flags, int *ret_sync)
+{
+	int sp[2];
+	if ((a->exe_fd = selfexe_protected_fd()) < 0)
+		return a->exe_fd;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return err_set(errno, "socketpair");
+	a->sync = sp[1];
+	pid_t pid = runtime_clone_child(a, clone_flags);
+	close(sp[1]);
+	a->sync = -1;
+	if (pid < 0) {
+		close(sp[0]);
+		return err_set((int)-pid, "clone the container init (namespaces 0x%x)", clone_flags);
+	}
+	*ret_sync = sp[0];
+	return pid;
 }
 
 struct create_ctx {
@@ -646,7 +674,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	size_t rawlen = 0;
 	struct create_ctx c = { .statefd = -1 };
 	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .status_fd = -1, .console_fd = o->console_fd };
-	int sp[2] = { -1, -1 };
+	int sync = -1;
 	for (int t = 0; t < NS__MAX; t++)
 		ca.ns_fds[t] = -1;
 
@@ -711,15 +739,6 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		r = err_set(errno, "create status fifo");
 		goto out;
 	}
-	if ((ca.exe_fd = selfexe_protected_fd()) < 0) {
-		r = ca.exe_fd;
-		goto out;
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-		r = err_set(errno, "socketpair");
-		goto out;
-	}
-	ca.sync = sp[1];
 
 	int flags = 0;
 	for (int t = 0; t < NS__MAX; t++) {
@@ -735,15 +754,13 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		ca.unshare_flags = flags & ~CLONE_NEWUSER;
 		flags = 0;
 	}
-	pid_t pid = runtime_clone_child(&ca, flags);
+	pid_t pid = runtime_spawn_child(&ca, flags, &sync);
 	if (pid < 0) {
-		r = err_set(-pid, "clone the container init (namespaces 0x%x)", flags);
+		r = (int)pid;
 		goto out;
 	}
 	c.child = pid;
-	close(sp[1]);
-	sp[1] = ca.sync = -1;
-	if ((r = handshake(sp[0], s, &ca, &c, raw, rawlen, o)) < 0)
+	if ((r = handshake(sync, s, &ca, &c, raw, rawlen, o)) < 0)
 		goto out;
 	unsigned long long starttime = proc_starttime(c.init);
 	/* Kept for start (prestart, poststart), exec, update and delete. */
@@ -776,10 +793,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 out:
 	if (r < 0)
 		create_revert(&c);
-	if (sp[0] >= 0)
-		close(sp[0]);
-	if (sp[1] >= 0)
-		close(sp[1]);
+	if (sync >= 0)
+		close(sync);
 	if (ca.fifo_fd >= 0)
 		close(ca.fifo_fd);
 	if (ca.status_fd >= 0)
@@ -817,7 +832,7 @@ int container_start(const char *root, const char *id)
 	if (flock(dfd, LOCK_EX) < 0)
 		return err_set(errno, "lock container \"%s\"", id);
 	container_state st;
-	int r = load_at(dfd, id, &st);
+	int r = load_at(dfd, id, &st, true);
 	if (r < 0)
 		return r;
 	if (st.status != ST_CREATED) {
@@ -1022,7 +1037,7 @@ static void unmount_beneath(const char *rootfs)
 static int delete_locked(const char *root, int dfd, const char *id, bool force)
 {
 	container_state st;
-	int r = load_at(dfd, id, &st);
+	int r = load_at(dfd, id, &st, true);
 	if (r < 0)
 		return r;
 	if (st.status != ST_STOPPED && !force) {

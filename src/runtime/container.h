@@ -36,6 +36,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid);
 int container_start(const char *root, const char *id);
 /* Load state and compute the live status. */
 int container_load(const char *root, const char *id, container_state *ret);
+/* The same, with config_copy read (start, delete, exec, checkpoint). */
+int container_load_with_config(const char *root, const char *id, container_state *ret);
 void container_state_clear(container_state *st);
 /* The spec's state JSON (plus runc's rootfs/created/owner). */
 char *container_state_json(const container_state *st);

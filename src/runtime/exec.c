@@ -243,7 +243,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 {
 	*ret_pid = 0;
 	container_state st;
-	int r = container_load(o->root, o->id, &st);
+	int r = container_load_with_config(o->root, o->id, &st);
 	if (r < 0)
 		return r;
 	oci_spec *s = NULL;
@@ -253,7 +253,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 	 * linked runtime needs the host's loader to start. */
 	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .status_fd = -1, .console_fd = o->console_fd,
 				 .slow = true, .defer_mnt = true };
-	int sp[2] = { -1, -1 };
+	int sync = -1;
 	for (int t = 0; t < NS__MAX; t++)
 		ca.ns_fds[t] = -1;
 	pid_t child = 0;
@@ -285,24 +285,13 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 	ca.s = s;
 	if ((r = runtime_open_ns_paths(s, ca.ns_fds)) < 0)
 		goto out;
-	if ((ca.exe_fd = selfexe_protected_fd()) < 0) {
-		r = ca.exe_fd;
-		goto out;
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-		r = err_set(errno, "socketpair");
-		goto out;
-	}
-	ca.sync = sp[1];
-	child = runtime_clone_child(&ca, 0);
+	child = runtime_spawn_child(&ca, 0, &sync);
 	if (child < 0) {
-		r = err_set(-child, "exec: clone");
+		r = (int)child;
 		child = 0;
 		goto out;
 	}
-	close(sp[1]);
-	sp[1] = -1;
-	r = exec_handshake(sp[0], s, o, child, ret_pid, raw, rawlen, ca.console_fd, ca.ns_fds[NS_MOUNT], st.cgroup);
+	r = exec_handshake(sync, s, o, child, ret_pid, raw, rawlen, ca.console_fd, ca.ns_fds[NS_MOUNT], st.cgroup);
 	if (r < 0 && *ret_pid > 0)
 		kill(*ret_pid, SIGKILL);
 out:
@@ -310,9 +299,8 @@ out:
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
-	for (int i = 0; i < 2; i++)
-		if (sp[i] >= 0)
-			close(sp[i]);
+	if (sync >= 0)
+		close(sync);
 	if (ca.exe_fd >= 0)
 		close(ca.exe_fd);
 	if (ca.console_fd >= 0 && ca.console_fd != o->console_fd)

@@ -43,9 +43,11 @@ struct child_args {
 	bool defer_mnt;     /* exec: the init joins the mount namespace after the re-exec */
 };
 
-/* clone3 a child that joins/creates namespaces and re-executes the runtime
- * from a protected handle as the init (container.c). */
-pid_t runtime_clone_child(struct child_args *a, int clone_flags);
+/* Open the protected handle on the runtime binary (a->exe_fd, closed by the
+ * caller), make the sync socketpair and clone3 a child that joins/creates
+ * namespaces and re-executes the runtime as the init (container.c). Returns
+ * the child's pid and the runtime's end of the socket in *ret_sync. */
+pid_t runtime_spawn_child(struct child_args *a, int clone_flags, int *ret_sync);
 int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX]);
 int runtime_connect_unix(const char *path);
 /* Compile (or take from <root>/.cache/seccomp) and send SYNC_SECCOMP. */
