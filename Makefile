@@ -26,7 +26,7 @@ MGR_OBJ  := $(MGR_SRC:%.c=$(BUILD)/obj/%.o)
 ISOLA_OBJ := $(ISOLA_SRC:%.c=$(BUILD)/obj/%.o)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 
-all: $(BUILD)/isola-oci $(BUILD)/isola $(BUILD)/rootfs.stamp
+all: $(BUILD)/isola-oci $(BUILD)/isola $(BUILD)/isola-monitor $(BUILD)/rootfs.stamp
 
 deps:
 	@scripts/install-deps.sh
@@ -49,10 +49,21 @@ $(BUILD)/libisola-manager.a: $(MGR_OBJ)
 $(BUILD)/isola: $(ISOLA_OBJ) $(BUILD)/libisola-manager.a $(BUILD)/libisola.a
 	$(CC) $(CFLAGS) -o $@ $(ISOLA_OBJ) $(BUILD)/libisola-manager.a $(BUILD)/libisola.a $(LIBS) $(MGR_LIBS)
 
-# Unit tests of the manager (test-image-*.c) also link the manager library.
+# The per-instance monitor: a small static program with no library of ours,
+# so that it stays well under 1 MiB of resident memory for the instance's life.
+MON_SRC  := $(wildcard src/cmd/isola-monitor/*.c)
+$(BUILD)/isola-monitor: $(MON_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(STATIC) -o $@ $(MON_SRC)
+
+# Unit tests of the manager (test-image-*.c, test-manager-*.c) also link the manager library.
+MGR_UNIT_LINK = $(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola-manager.a $(BUILD)/libisola.a $(LIBS) $(MGR_LIBS)
 $(BUILD)/unit/test-image-%: tests/unit/test-image-%.c $(BUILD)/libisola-manager.a $(BUILD)/libisola.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola-manager.a $(BUILD)/libisola.a $(LIBS) $(MGR_LIBS)
+	$(MGR_UNIT_LINK)
+$(BUILD)/unit/test-manager-%: tests/unit/test-manager-%.c $(BUILD)/libisola-manager.a $(BUILD)/libisola.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(MGR_UNIT_LINK)
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libisola.a tests/unit/unit.h
 	@mkdir -p $(dir $@)

@@ -34,6 +34,9 @@ PACKAGES=(
 	containerd       # tests/integration/test_containerd.py: ctr and the runc v2 shim driving isola-oci
 	uidmap           # newuidmap/newgidmap: rootless isola-oci and rootless podman with subuid ranges
 	slirp4netns      # rootless podman's default network (used when /dev/net/tun is usable)
+	lxcfs            # resource views of isola instances: /proc/meminfo, cpuinfo, uptime, ... (src/manager/lxcfs.c)
+	fuse3            # fusermount3: unmounting the LXCFS directory
+	lxc              # make bench: Debian's LXC (lxc-create -t busybox) as the instance-manager baseline
 )
 
 missing=()
