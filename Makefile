@@ -77,6 +77,9 @@ $(BUILD)/rootfs.stamp: scripts/mkrootfs.sh
 demo: deps all
 	@scripts/demo.sh $(BUILD)
 
+demo-oci: deps all
+	@scripts/demo-oci.sh $(BUILD)
+
 unit: $(UNITS)
 	@pass=0; fail=0; for t in $(UNITS); do \
 	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAIL $$t"; fi; done; \
@@ -103,5 +106,5 @@ bench: deps all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all deps demo unit integration asan check bench clean
+.PHONY: all deps demo demo-oci unit integration asan check bench clean
 -include $(LIB_OBJ:.o=.d) $(OCI_OBJ:.o=.d) $(MGR_OBJ:.o=.d) $(ISOLA_OBJ:.o=.d)

@@ -1,8 +1,10 @@
 #!/bin/bash
-# `make demo`: runs one container from the built-in busybox image with
-# isola-oci and shows what it sees: its own hostname, PID 1, mounts, only a
-# loopback interface, and its identity.
-# Usage: scripts/demo.sh BUILD   (ISOLA_RUNTIME=/path overrides BUILD/isola-oci)
+# `make demo`: launches one limited instance from the built-in busybox image
+# with the isola manager, shows that it sees only what it was given (memory,
+# CPUs, processes, its own uptime, its own users), execs into it, then stops
+# and deletes it. Uses a temporary state directory, removed at the end, so
+# the host keeps nothing. (`make demo-oci` shows the bare runtime.)
+# Usage: scripts/demo.sh BUILD
 set -euo pipefail
 
 if (($# != 1)); then
@@ -10,64 +12,41 @@ if (($# != 1)); then
 	exit 2
 fi
 build=$(cd "$1" && pwd)
-runtime=${ISOLA_RUNTIME:-$build/isola-oci}
-rootfs=$build/rootfs
-id=demo-$$
+isola=$build/isola
+[[ -x "$isola" ]] || { echo "demo: $isola not found: run make first" >&2; exit 1; }
 
-[[ -x "$runtime" ]] || { echo "demo: $runtime not found: run make first" >&2; exit 1; }
-[[ -x "$rootfs/bin/busybox" ]] || { echo "demo: $rootfs not found: run make first" >&2; exit 1; }
-
-tmp=$(mktemp -d /tmp/isola-demo.XXXXXX)
+state=$(mktemp -d /tmp/isola-demo.XXXXXX)
+chmod 711 "$state"
+export ISOLA_STATE_DIR=$state
+name=demo
 cleanup() {
-	"$runtime" delete --force "$id" >/dev/null 2>&1 || true
-	rm -rf --one-file-system "$tmp"
+	"$isola" delete --force "$name" >/dev/null 2>&1 || true
+	rm -rf --one-file-system "$state"
 }
 trap cleanup EXIT
 
-bundle=$tmp/bundle
-mkdir "$bundle"
-cp -a "$rootfs" "$bundle/rootfs"
-(cd "$bundle" && "$runtime" spec)
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+inside() { printf '\n\033[1m[inside] $ %s\033[0m\n' "$*"; "$isola" exec "$name" -- /bin/sh -c "$*"; }
 
-# What the container runs (as /demo.sh in its copy of the image): each section
-# prints a header, then what the container sees.
-cat >"$bundle/rootfs/demo.sh" <<'EOS'
-echo "--- hostname"
-hostname
+echo "=== isola demo (state directory $state)"
+step "$isola" image list
+step "$isola" launch busybox "$name" --limit memory=256MiB --limit cpu=1 --limit processes=100
+step "$isola" list
+inside 'free -m'
+inside 'nproc; grep -c ^processor /proc/cpuinfo; cat /sys/devices/system/cpu/online'
+inside 'cat /proc/uptime'
+inside 'ps -o pid,user,args'
+inside 'id; cat /proc/self/uid_map'
+inside 'echo hello > /root/hello; ls -ln /root/hello'
+base=$("$isola" info "$name" --format json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["idmap_base"])')
+printf '\n\033[1m[host] the same file on the host belongs to uid %s, not root:\033[0m\n' "$base"
+ls -ln "$state/instances/$name/upper/root/hello"
+printf '\n\033[1m[host] free -m on the host, for comparison:\033[0m\n'
+free -m
+step "$isola" info "$name"
+step "$isola" stop "$name"
+step "$isola" logs "$name"
+step "$isola" delete "$name"
+step "$isola" list
 echo
-echo "--- processes: the shell is PID 1, no host process is visible"
-ps
-echo
-echo "--- first mounts, from /proc/self/mountinfo"
-head -n 10 /proc/self/mountinfo
-echo
-echo "--- network interfaces: a fresh network namespace has only lo"
-ip link
-cat /proc/net/dev
-echo
-echo "--- identity"
-id
-EOS
-
-/usr/bin/python3 - "$bundle/config.json" <<'EOF'
-import json, sys
-path = sys.argv[1]
-with open(path) as f:
-    config = json.load(f)
-config["root"]["path"] = "rootfs"
-config["hostname"] = "isola-demo"
-config["process"]["terminal"] = False
-config["process"]["args"] = ["/bin/sh", "/demo.sh"]
-with open(path, "w") as f:
-    json.dump(config, f, indent=2)
-EOF
-
-echo "=== isola demo"
-echo "runtime:   $runtime"
-echo "bundle:    $bundle (rootfs copied from $rootfs)"
-echo "container: $id"
-echo "=== output of the container"
-rc=0
-"$runtime" run --bundle "$bundle" "$id" </dev/null || rc=$?
-echo "=== container exited with status $rc"
-exit "$rc"
+echo "=== done: the instance, its cgroup, its monitor and its files are gone"

@@ -25,6 +25,29 @@ static const char *const migrations[] = {
 	"  image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE"
 	");"
 	"CREATE INDEX image_aliases_image ON image_aliases(image_id);",
+	/* 2: instances and their configuration */
+	"CREATE TABLE instances ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  type TEXT NOT NULL,"           /* container */
+	"  image_id INTEGER NOT NULL REFERENCES images(id),"
+	"  op TEXT NOT NULL,"             /* creating | ready | deleting */
+	"  privileged INTEGER NOT NULL,"
+	"  idmap_base INTEGER UNIQUE,"    /* host id of root inside; NULL when privileged */
+	"  command TEXT,"                 /* JSON array, NULL: the image's /sbin/init */
+	"  created_at INTEGER NOT NULL,"
+	"  last_started_at INTEGER,"
+	"  last_exit INTEGER,"            /* wait status */
+	"  last_exit_at INTEGER,"
+	"  restarts INTEGER NOT NULL DEFAULT 0,"
+	"  stop_requested INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE TABLE instance_config ("
+	"  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+	"  key TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  PRIMARY KEY (instance_id, key)"
+	");",
 };
 
 int db_schema_version(void)

@@ -1,6 +1,6 @@
 /* The built-in busybox image, built as scripts/mkrootfs.sh does: the host's
  * static /bin/busybox (Debian's busybox-static), one hard link per applet,
- * a few files in /etc. */
+ * a few files in /etc, and an inittab so that busybox init can boot it. */
 #include "image-internal.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -14,7 +14,7 @@
 
 #define BUSYBOX "/bin/busybox"
 /* Part of the fingerprint: bump when the layout built here changes. */
-#define BUILTIN_TAG "isola builtin busybox image v1\n"
+#define BUILTIN_TAG "isola builtin busybox image v2\n"
 
 extern char **environ;
 
@@ -205,10 +205,18 @@ int image_builtin_build(int root_fd, char fingerprint[IMAGE_FINGERPRINT_LEN + 1]
 				"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n" },
 		{ "etc/group", "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n" },
 		{ "etc/hostname", "isola\n" }, { "etc/hosts", "" }, { "etc/resolv.conf", "" },
+		/* busybox init as a system container's PID 1: a shell on the
+		 * console; SIGPWR (isola stop) runs the shutdown actions. */
+		{ "etc/inittab", "::sysinit:/etc/init.d/rcS\n::respawn:-/bin/sh\n::shutdown:/bin/sync\n" },
+		{ "etc/init.d/rcS", "#!/bin/sh\necho \"isola: $(hostname) is up\"\n" },
 	};
+	if ((r = mkdirs(root_fd, "etc/init.d", 0755)) < 0)
+		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(etc); i++)
 		if ((r = write_etc(root_fd, etc[i].name, etc[i].content)) < 0)
 			return r;
+	if (fchmodat(root_fd, "etc/init.d/rcS", 0755, 0) < 0)
+		return err_set(errno, "built-in image: chmod etc/init.d/rcS");
 	char *s = strdup(BUSYBOX);
 	if (!s)
 		return err_set(ENOMEM, "built-in image");

@@ -653,6 +653,31 @@ int image_export(struct image_store *s, const char *ref, const char *path, const
 	return r;
 }
 
+/* An image that instances are made from stays: their lower layer. */
+static int refuse_if_used(struct image_store *s, const char *ref, int64_t id)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(s->db, "SELECT group_concat(name, ', ') FROM "
+			   "(SELECT name FROM instances WHERE image_id = ? ORDER BY name)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		return err_refuse(EBUSY, "image '%s' is used by instance(s) %s: delete them first", ref,
+				  (const char *)sqlite3_column_text(st, 0));
+	return 0;
+}
+
+int image_resolve_id(struct image_store *s, const char *ref, struct image_info *ret, int64_t *ret_id)
+{
+	return resolve(s, ref, ret, ret_id);
+}
+
+struct db *image_store_db(struct image_store *s)
+{
+	return s->db;
+}
+
 int image_delete(struct image_store *s, const char *ref)
 {
 	struct image_info info;
@@ -671,6 +696,8 @@ int image_delete(struct image_store *s, const char *ref)
 		r = err_refuse(EPERM, "image '%s' is the built-in busybox image and cannot be deleted", ref);
 		goto fail;
 	}
+	if ((r = refuse_if_used(s, ref, id)) < 0)
+		goto fail;
 	if ((r = db_prepare(s->db, "DELETE FROM images WHERE id = ?", &st)) < 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);

@@ -54,6 +54,12 @@ int image_delete(struct image_store *s, const char *ref);
 /* Absolute path of an image's rootfs (for the instance code). */
 int image_rootfs_path(struct image_store *s, const char *ref, char **ret);
 
+/* For the instance code: the store's database connection, and an image
+ * with its row id. */
+struct db;
+struct db *image_store_db(struct image_store *s);
+int image_resolve_id(struct image_store *s, const char *ref, struct image_info *ret, int64_t *ret_id);
+
 /* ---- pure helpers (tests/unit/test-image-*.c) ------------------------- */
 
 /* Canonical relative form of an archive member name: "./a//b/" -> "a/b",

@@ -16,13 +16,7 @@ int parse_signal(const char *s);
 /* `run`: create + start, then (unless detached) wait, forwarding signals and
  * the terminal, delete, and exit with the container's status. */
 int run_container(struct create_opts *o, bool detach);
-#include <signal.h>
-int foreground_wait(pid_t pid, int master, const sigset_t *mask);
-/* Block every catchable signal (to forward them) into *old. */
-void block_forwarded_signals(sigset_t *mask);
-/* The pty master the init sent over our end of a console socketpair (or -1
- * when the process has no terminal); closes sock. */
-int take_console_master(int sock);
+#include "runtime/foreground.h"
 int cmd_exec(int argc, char **argv);
 /* cmd-resources.c: pause, resume, update, ps; cmd-events.c: events (runc
  * 1.1 flags and output formats). */

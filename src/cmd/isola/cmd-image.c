@@ -75,14 +75,6 @@ static const struct image_progress *bar_init(struct bar *b, struct image_progres
 
 /* ---- output ------------------------------------------------------------------ */
 
-static void format_time(int64_t t, char *buf, size_t len, bool iso)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, iso ? "%Y-%m-%dT%H:%M:%SZ" : "%Y-%m-%d %H:%M UTC", &tm);
-}
-
 static json_t *info_json(const struct image_info *i)
 {
 	char created[64];
@@ -93,19 +85,6 @@ static json_t *info_json(const struct image_info *i)
 	return json_pack("{s:s, s:o, s:s, s:s, s:s, s:I, s:s}", "fingerprint", i->fingerprint, "aliases", aliases,
 			 "type", i->type, "architecture", i->architecture, "source", i->source,
 			 "size", (json_int_t)i->size, "created_at", created);
-}
-
-static int print_json(json_t *j)
-{
-	if (!j)
-		return fail_cmd(err_set(ENOMEM, "JSON output"));
-	char *s = json_dumps(j, JSON_INDENT(2));
-	json_decref(j);
-	if (!s)
-		return fail_cmd(err_set(ENOMEM, "JSON output"));
-	printf("%s\n", s);
-	free(s);
-	return 0;
 }
 
 static char *join_aliases(char **aliases)
@@ -122,43 +101,29 @@ static char *join_aliases(char **aliases)
 	return s;
 }
 
-static void print_table(struct image_info *imgs, size_t n)
+static void print_images(struct image_info *imgs, size_t n)
 {
 	enum { ALIAS, FP, TYPE, ARCH, SIZE, CREATED, NCOL };
 	static const char *const head[NCOL] = { "ALIAS", "FINGERPRINT", "TYPE", "ARCH", "SIZE", "CREATED" };
-	char *(*cells)[NCOL] = calloc(n + 1, sizeof *cells);
-	size_t width[NCOL] = { 0 };
+	char **cells = calloc(n * NCOL + 1, sizeof *cells);
 	if (!cells) {
 		fail_cmd(err_set(ENOMEM, "image list"));
 		return;
 	}
-	for (size_t c = 0; c < NCOL; c++)
-		cells[0][c] = strdup(head[c]);
 	for (size_t r = 0; r < n; r++) {
-		char buf[64];
+		char buf[64], **row = cells + r * NCOL;
 		char *al = join_aliases(imgs[r].aliases);
-		cells[r + 1][ALIAS] = al && *al ? al : (free(al), strdup("-"));
-		cells[r + 1][FP] = strndup(imgs[r].fingerprint, 12);
-		cells[r + 1][TYPE] = strdup(imgs[r].type);
-		cells[r + 1][ARCH] = strdup(imgs[r].architecture);
-		cells[r + 1][SIZE] = strdup(image_format_size(imgs[r].size, buf, sizeof buf));
+		row[ALIAS] = al && *al ? al : (free(al), strdup("-"));
+		row[FP] = strndup(imgs[r].fingerprint, 12);
+		row[TYPE] = strdup(imgs[r].type);
+		row[ARCH] = strdup(imgs[r].architecture);
+		row[SIZE] = strdup(image_format_size(imgs[r].size, buf, sizeof buf));
 		format_time(imgs[r].created, buf, sizeof buf, false);
-		cells[r + 1][CREATED] = strdup(buf);
+		row[CREATED] = strdup(buf);
 	}
-	for (size_t r = 0; r <= n; r++)
-		for (size_t c = 0; c < NCOL; c++)
-			if (cells[r][c] && strlen(cells[r][c]) > width[c])
-				width[c] = strlen(cells[r][c]);
-	for (size_t r = 0; r <= n; r++) {
-		for (size_t c = 0; c < NCOL; c++) {
-			const char *v = cells[r][c] ? cells[r][c] : "?";
-			if (c + 1 < NCOL)
-				printf("%-*s  ", (int)width[c], v);
-			else
-				printf("%s\n", v);
-			free(cells[r][c]);
-		}
-	}
+	print_table(NCOL, head, cells, n);
+	for (size_t i = 0; i < n * NCOL; i++)
+		free(cells[i]);
 	free(cells);
 }
 
@@ -186,14 +151,16 @@ static int next_opt(int argc, char **argv, const struct option *opts)
 	return getopt_long(argc, argv, "", opts, NULL);
 }
 
-static int cmd_list(int argc, char **argv)
+static int image_cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = { { "format", required_argument, 0, 'f' }, { 0, 0, 0, 0 } };
 	bool json = false;
 	int c;
 	optind = 0; /* full getopt reset: a new argv */
 	while ((c = next_opt(argc, argv, opts)) != -1) {
-		if (c != 'f' || parse_format("image list", optarg, &json))
+		if (c != 'f')
+			return option_error("image list", argv);
+		if (parse_format("image list", optarg, &json))
 			return 1;
 	}
 	if (optind != argc)
@@ -210,20 +177,22 @@ static int cmd_list(int argc, char **argv)
 			json_array_append_new(a, info_json(&imgs[i]));
 		r = print_json(a);
 	} else {
-		print_table(imgs, n);
+		print_images(imgs, n);
 	}
 	image_info_array_free(imgs, n);
 	return r;
 }
 
-static int cmd_info(int argc, char **argv)
+static int image_cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = { { "format", required_argument, 0, 'f' }, { 0, 0, 0, 0 } };
 	bool json = false;
 	int c;
 	optind = 0; /* full getopt reset: a new argv */
 	while ((c = next_opt(argc, argv, opts)) != -1) {
-		if (c != 'f' || parse_format("image info", optarg, &json))
+		if (c != 'f')
+			return option_error("image info", argv);
+		if (parse_format("image info", optarg, &json))
 			return 1;
 	}
 	if (argc - optind != 1)
@@ -241,7 +210,7 @@ static int cmd_info(int argc, char **argv)
 	return r;
 }
 
-static int cmd_import(int argc, char **argv)
+static int image_cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "alias", required_argument, 0, 'a' }, { "format", required_argument, 0, 'f' }, { 0, 0, 0, 0 },
@@ -257,7 +226,7 @@ static int cmd_import(int argc, char **argv)
 			if (parse_format("image import", optarg, &json))
 				return 1;
 			break;
-		default: return 1;
+		default: return option_error("image import", argv);
 		}
 	}
 	if (argc - optind != 1)
@@ -285,12 +254,12 @@ static int cmd_import(int argc, char **argv)
 	return r;
 }
 
-static int cmd_export(int argc, char **argv)
+static int image_cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = { { 0, 0, 0, 0 } };
 	optind = 0; /* full getopt reset: a new argv */
 	if (next_opt(argc, argv, opts) != -1)
-		return 1;
+		return option_error("image export", argv);
 	if (argc - optind != 2)
 		return usage_error("image export", "expected IMAGE and FILE (.tar, .tar.gz, .tar.zst or .tar.xz)");
 	_cleanup_store_ struct image_store *s = NULL;
@@ -304,12 +273,12 @@ static int cmd_export(int argc, char **argv)
 	return r < 0 ? fail_cmd(r) : 0;
 }
 
-static int cmd_delete(int argc, char **argv)
+static int image_cmd_delete(int argc, char **argv)
 {
 	static const struct option opts[] = { { 0, 0, 0, 0 } };
 	optind = 0; /* full getopt reset: a new argv */
 	if (next_opt(argc, argv, opts) != -1)
-		return 1;
+		return option_error("image delete", argv);
 	if (argc - optind < 1)
 		return usage_error("image delete", "expected one or more images");
 	_cleanup_store_ struct image_store *s = NULL;
@@ -324,11 +293,11 @@ static int cmd_delete(int argc, char **argv)
 }
 
 static const struct command image_commands[] = {
-	{ "list", cmd_list, "list [--format table|json]" },
-	{ "info", cmd_info, "info [--format table|json] IMAGE" },
-	{ "import", cmd_import, "import [--alias NAME] [--format table|json] FILE|DIR" },
-	{ "export", cmd_export, "export IMAGE FILE" },
-	{ "delete", cmd_delete, "delete IMAGE..." },
+	{ "list", image_cmd_list, "list [--format table|json]" },
+	{ "info", image_cmd_info, "info [--format table|json] IMAGE" },
+	{ "import", image_cmd_import, "import [--alias NAME] [--format table|json] FILE|DIR" },
+	{ "export", image_cmd_export, "export IMAGE FILE" },
+	{ "delete", image_cmd_delete, "delete IMAGE..." },
 };
 
 int cmd_image(int argc, char **argv)

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "cmd.h"
+#include "runtime/container.h"
+#include <stdlib.h>
 
 #ifndef ISOLA_VERSION
 #define ISOLA_VERSION "0.1.0"
@@ -33,6 +35,14 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	err_set(0, "%s: %s", cmd, buf);
 	return fail_cmd(-EINVAL);
+}
+
+int option_error(const char *cmd, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	if (optopt && arg[0] == '-' && arg[1] != '-')
+		return usage_error(cmd, "unknown option -%c (or it needs a value)", optopt);
+	return usage_error(cmd, "unknown option \"%s\" (or it needs a value)", arg);
 }
 
 int parse_format(const char *cmd, const char *arg, bool *json)
@@ -74,12 +84,34 @@ int dispatch(const char *group, const struct command *cmds, size_t n, int argc, 
 }
 
 static const struct command commands[] = {
+	{ "launch", cmd_launch, "launch IMAGE NAME [--limit K=V]... [--env K=V]... [--privileged] [--restart P] "
+				"[--autostart] [-- CMD...]" },
+	{ "create", cmd_create, "create IMAGE NAME [options as launch]   create without starting" },
+	{ "start", cmd_start, "start NAME... | start --all-autostart" },
+	{ "stop", cmd_stop, "stop [--force] [--timeout S] NAME..." },
+	{ "restart", cmd_restart, "restart [--force] [--timeout S] NAME..." },
+	{ "delete", cmd_delete, "delete [--force] NAME..." },
+	{ "list", cmd_list, "list [--format table|json]" },
+	{ "info", cmd_info, "info NAME [--format table|json]   state, limits and current usage" },
+	{ "exec", cmd_exec, "exec NAME [-t|-T] [--env K=V] [--cwd DIR] [--user UID[:GID]] -- CMD [ARGS...]" },
+	{ "console", cmd_console, "console NAME   attach to the console (detach: ctrl+a q)" },
+	{ "logs", cmd_logs, "logs NAME   the console log" },
+	{ "config", cmd_config, "config get|set|unset|show NAME [KEY [VALUE]]" },
 	{ "image", cmd_image, "image list|info|import|export|delete ...   the image store" },
+};
+
+/* Not listed: run by isola-monitor when an instance's init exits. */
+static const struct command hidden[] = {
+	{ "__monitor-exit", cmd_monitor_exit, "" },
 };
 
 int main(int argc, char **argv)
 {
+	/* The runtime re-executes this binary as the container init. */
+	if (argc >= 3 && !strcmp(argv[0], "isola-oci") && !strcmp(argv[1], "init"))
+		return container_init_main(atoi(argv[2]));
 	signal(SIGPIPE, SIG_IGN);
+	opterr = 0; /* option errors are reported as "isola: CMD: ..." */
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, 0, 's' }, { "version", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
@@ -97,5 +129,7 @@ int main(int argc, char **argv)
 	}
 	if (!*g.state_dir)
 		return usage_error("isola", "--state-dir: must not be empty");
+	if (optind < argc && !strcmp(argv[optind], hidden[0].name))
+		return hidden[0].fn(argc - optind, argv + optind);
 	return dispatch(NULL, commands, ARRAY_SIZE(commands), argc - optind, argv + optind);
 }

@@ -1,0 +1,733 @@
+/* Instances: database rows, names and configuration keys, locking, create,
+ * delete, list and the live status read from the host. */
+#include "instance-internal.h"
+#include "storage.h"
+#include "runtime/container.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include <ctype.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
+#define DEFAULT_STATE_DIR "/var/lib/isola"
+#define DEFAULT_RUN_DIR "/run/isola"
+/* The first host id handed to an instance, as Incus does. */
+#define IDMAP_POOL_START 1000000LL
+#define IDMAP_POOL_END 4000000000LL
+
+static const char *const status_names[] = {
+	[INSTANCE_STOPPED] = "stopped", [INSTANCE_RUNNING] = "running", [INSTANCE_FROZEN] = "frozen",
+	[INSTANCE_STARTING] = "starting", [INSTANCE_BUSY] = "busy", [INSTANCE_BROKEN] = "broken",
+};
+
+const char *instance_status_name(enum instance_status s)
+{
+	return status_names[s];
+}
+
+void instance_clear(struct instance *in)
+{
+	free(in->name);
+	free(in->type);
+	free(in->image);
+	free(in->image_alias);
+	free(in->op);
+	if (in->command)
+		for (char **p = in->command; *p; p++)
+			free(*p);
+	free(in->command);
+	strmap_clear(&in->config);
+	memset(in, 0, sizeof *in);
+}
+
+void instance_array_free(struct instance *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		instance_clear(&a[i]);
+	free(a);
+}
+
+/* ---- names and configuration keys -------------------------------------- */
+
+int instance_name_check(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0)
+		return err_refuse(EINVAL, "instance name must not be empty");
+	if (n > 63)
+		return err_refuse(EINVAL, "instance name '%.63s...': longer than 63 characters", name);
+	if (!isalpha((unsigned char)name[0]))
+		return err_refuse(EINVAL, "instance name '%s': must start with a letter", name);
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '-')
+			return err_refuse(EINVAL, "instance name '%s': only letters, digits and '-' are allowed", name);
+	if (name[n - 1] == '-')
+		return err_refuse(EINVAL, "instance name '%s': must not end with '-'", name);
+	return 0;
+}
+
+int instance_restart_policy_parse(const char *s, int *ret_kind, int *ret_max)
+{
+	int kind, max = 0;
+	if (!strcmp(s, "no"))
+		kind = RESTART_NO;
+	else if (!strcmp(s, "always"))
+		kind = RESTART_ALWAYS;
+	else if (!strncmp(s, "on-failure", 10) && (s[10] == 0 || s[10] == ':')) {
+		kind = RESTART_ON_FAILURE;
+		if (s[10] == ':') {
+			char *end;
+			errno = 0;
+			long v = strtol(s + 11, &end, 10);
+			if (!isdigit((unsigned char)s[11]) || *end || errno || v < 1 || v > 1000)
+				return err_refuse(EINVAL, "boot.restart: \"%s\": the retry count after on-failure: "
+					       "must be 1 to 1000", s);
+			max = (int)v;
+		}
+	} else
+		return err_refuse(EINVAL, "boot.restart: \"%s\": must be no, on-failure, on-failure:N or always", s);
+	if (ret_kind)
+		*ret_kind = kind;
+	if (ret_max)
+		*ret_max = max;
+	return 0;
+}
+
+static bool env_name_ok(const char *s)
+{
+	if (!*s || isdigit((unsigned char)*s))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	return true;
+}
+
+int instance_config_check(const char *key, const char *value)
+{
+	if (!strncmp(key, "limits.", 7)) {
+		int k = limit_key_from_name(key);
+		if (k < 0)
+			return err_refuse(EINVAL, "%s: unknown limit (limits.cpu, limits.memory, limits.processes, "
+				       "limits.disk.read, limits.disk.write)", key);
+		return limit_check(k, value);
+	}
+	if (!strcmp(key, "boot.autostart")) {
+		if (strcmp(value, "true") && strcmp(value, "false"))
+			return err_refuse(EINVAL, "boot.autostart: \"%s\": must be true or false", value);
+		return 0;
+	}
+	if (!strcmp(key, "boot.restart"))
+		return instance_restart_policy_parse(value, NULL, NULL);
+	if (!strncmp(key, "environment.", 12)) {
+		if (!env_name_ok(key + 12))
+			return err_refuse(EINVAL, "%s: not a variable name (letters, digits, '_')", key);
+		if (strchr(value, '\n'))
+			return err_refuse(EINVAL, "%s: the value must not contain a newline", key);
+		return 0;
+	}
+	if (!strcmp(key, "security.privileged"))
+		return err_refuse(EINVAL, "security.privileged: set when the instance is created (--privileged)");
+	return err_refuse(EINVAL, "%s: unknown configuration key (limits.*, boot.autostart, boot.restart, "
+		       "environment.NAME)", key);
+}
+
+/* ---- the manager handle -------------------------------------------------- */
+
+static char *run_dir_for(const char *state_dir)
+{
+	const char *env = getenv("ISOLA_RUN_DIR");
+	char *r = NULL;
+	if (env && *env)
+		return strdup(env);
+	if (!strcmp(state_dir, DEFAULT_STATE_DIR))
+		return strdup(DEFAULT_RUN_DIR);
+	return asprintf(&r, "%s/run", state_dir) < 0 ? NULL : r;
+}
+
+int manager_open(const char *state_dir, struct manager **ret)
+{
+	struct manager *m = calloc(1, sizeof *m);
+	if (!m)
+		return err_set(ENOMEM, "open manager");
+	int r = -ENOMEM;
+	char abs[PATH_MAX];
+	if (!realpath(state_dir, abs)) {
+		if (errno != ENOENT || (r = mkdir_p(state_dir, 0711)) < 0 || !realpath(state_dir, abs)) {
+			r = r < 0 && r != -ENOMEM ? r : err_set(errno, "state directory '%s'", state_dir);
+			goto fail;
+		}
+	}
+	if (!(m->state_dir = strdup(abs)) || !(m->run_dir = run_dir_for(abs)) ||
+	    asprintf(&m->instances_dir, "%s/instances", abs) < 0 || asprintf(&m->locks_dir, "%s/locks", abs) < 0) {
+		r = err_set(ENOMEM, "open manager");
+		goto fail;
+	}
+	if ((r = image_store_open(abs, &m->images)) < 0)
+		goto fail;
+	m->db = image_store_db(m->images);
+	const char *dirs[] = { m->instances_dir, m->locks_dir, m->run_dir };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if ((r = mkdir_p(dirs[i], i == 0 ? 0711 : 0700)) < 0) {
+			r = err_wrap(r, "create '%s'", dirs[i]);
+			goto fail;
+		}
+	*ret = m;
+	return 0;
+fail:
+	manager_close(m);
+	return r;
+}
+
+void manager_close(struct manager *m)
+{
+	if (!m)
+		return;
+	if (m->images)
+		image_store_close(m->images);
+	free(m->state_dir);
+	free(m->run_dir);
+	free(m->instances_dir);
+	free(m->locks_dir);
+	free(m);
+}
+
+struct image_store *manager_images(struct manager *m) { return m->images; }
+const char *manager_state_dir(const struct manager *m) { return m->state_dir; }
+const char *manager_run_dir(const struct manager *m) { return m->run_dir; }
+
+char *instance_dir(const struct manager *m, const char *name)
+{
+	char *p;
+	return asprintf(&p, "%s/%s", m->instances_dir, name) < 0 ? NULL : p;
+}
+
+char *instance_path(const struct manager *m, const char *name, const char *file)
+{
+	char *p;
+	return asprintf(&p, "%s/%s/%s", m->instances_dir, name, file) < 0 ? NULL : p;
+}
+
+int instance_lock(struct manager *m, const char *name, bool wait, int *ret_fd)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s.lock", m->locks_dir, name);
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(errno, "open lock '%s'", path);
+	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			return err_refuse(EBUSY, "instance '%s' is busy: another command works on it", name);
+		return err_set(errno, "lock '%s'", path);
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* ---- rows ---------------------------------------------------------------- */
+
+#define INSTANCE_COLUMNS \
+	"i.id, i.name, i.type, im.fingerprint, " \
+	"(SELECT name FROM image_aliases a WHERE a.image_id = im.id ORDER BY name LIMIT 1), " \
+	"i.op, i.privileged, i.idmap_base, i.command, i.created_at, i.last_started_at, " \
+	"i.last_exit, i.last_exit_at, i.restarts, i.stop_requested"
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int command_from_json(const char *text, char ***ret)
+{
+	json_error_t je;
+	_cleanup_(json_decrefp) json_t *a = json_loads(text, 0, &je);
+	if (!a || !json_is_array(a))
+		return err_set(EINVAL, "instance command: not a JSON array");
+	char **v = calloc(json_array_size(a) + 1, sizeof *v);
+	if (!v)
+		return err_set(ENOMEM, "instance command");
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (!(v[i] = strdup(json_string_value(json_array_get(a, i)) ?: "")))
+			return err_set(ENOMEM, "instance command");
+	*ret = v;
+	return 0;
+}
+
+static int load_config(struct manager *m, int64_t id, struct strmap *cfg)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(m->db, "SELECT key, value FROM instance_config WHERE instance_id = ?", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = strmap_put(cfg, (const char *)sqlite3_column_text(st, 0),
+				    (const char *)sqlite3_column_text(st, 1))) < 0)
+			return err_set(ENOMEM, "instance configuration");
+	return rc == SQLITE_DONE ? 0 : db_error(m->db, rc, "read instance configuration");
+}
+
+static int row_to_instance(struct manager *m, sqlite3_stmt *st, struct instance *in)
+{
+	memset(in, 0, sizeof *in);
+	int64_t id = sqlite3_column_int64(st, 0);
+	in->name = col_dup(st, 1);
+	in->type = col_dup(st, 2);
+	in->image = col_dup(st, 3);
+	in->image_alias = col_dup(st, 4);
+	in->op = col_dup(st, 5);
+	in->privileged = sqlite3_column_int(st, 6) != 0;
+	in->idmap_base = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+	in->created_at = sqlite3_column_int64(st, 9);
+	in->last_started_at = sqlite3_column_int64(st, 10);
+	in->has_last_exit = sqlite3_column_type(st, 11) != SQLITE_NULL;
+	in->last_exit = sqlite3_column_int(st, 11);
+	in->last_exit_at = sqlite3_column_int64(st, 12);
+	in->restarts = sqlite3_column_int(st, 13);
+	in->stop_requested = sqlite3_column_int(st, 14) != 0;
+	int r = 0;
+	if (!in->name || !in->type || !in->image || !in->op)
+		r = err_set(ENOMEM, "read instance");
+	if (r == 0 && sqlite3_column_type(st, 8) != SQLITE_NULL)
+		r = command_from_json((const char *)sqlite3_column_text(st, 8), &in->command);
+	if (r == 0)
+		r = load_config(m, id, &in->config);
+	if (r < 0)
+		instance_clear(in);
+	return r;
+}
+
+int instance_load(struct manager *m, const char *name, struct instance *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(m->db, "SELECT " INSTANCE_COLUMNS " FROM instances i JOIN images im ON im.id = i.image_id "
+			   "WHERE i.name = ?", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return err_refuse(ENOENT, "instance '%s' not found", name);
+	if (rc != SQLITE_ROW)
+		return db_error(m->db, rc, "read instance");
+	return row_to_instance(m, st, ret);
+}
+
+int instance_update(struct manager *m, const char *name, const char *assignments, int n, const int64_t *values)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql, "UPDATE instances SET %s WHERE name = ?%d", assignments, n + 1);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(m->db, sql, &st);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_int64(st, i + 1, values[i]);
+	sqlite3_bind_text(st, n + 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : db_error(m->db, rc, "update instance");
+}
+
+unsigned long long proc_starttime(pid_t pid)
+{
+	char path[64], *buf = NULL;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (read_file_at(AT_FDCWD, path, &buf, NULL) < 0)
+		return 0;
+	unsigned long long t = 0;
+	char *p = strrchr(buf, ')');
+	/* after "pid (comm)": state is field 3, starttime field 22 */
+	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			&t) != 1)
+		t = 0;
+	free(buf);
+	return t;
+}
+
+pid_t instance_monitor_pid(const struct manager *m, const char *name)
+{
+	_cleanup_free_ char *path = instance_path(m, name, "monitor.pid");
+	char *buf = NULL;
+	if (!path || read_file_at(AT_FDCWD, path, &buf, NULL) < 0)
+		return 0;
+	int pid = 0;
+	unsigned long long start = 0;
+	bool ok = sscanf(buf, "%d %llu", &pid, &start) == 2 && pid > 0 && proc_starttime(pid) == start;
+	free(buf);
+	return ok ? pid : 0;
+}
+
+void instance_fill_live(struct manager *m, struct instance *in, bool lock_held)
+{
+	in->status = INSTANCE_STOPPED;
+	in->pid = 0;
+	in->monitor_pid = 0;
+	if (strcmp(in->op, "ready")) {
+		int fd = -1;
+		if (lock_held || instance_lock(m, in->name, false, &fd) == 0) {
+			in->status = INSTANCE_BROKEN;
+			if (fd >= 0)
+				close(fd);
+		} else
+			in->status = INSTANCE_BUSY;
+		err_set(0, "%s", ""); /* the lock probe's message is not an error */
+		return;
+	}
+	container_state st;
+	if (container_load(m->run_dir, in->name, &st) == 0) {
+		switch (st.status) {
+		case ST_RUNNING: in->status = INSTANCE_RUNNING; break;
+		case ST_PAUSED: in->status = INSTANCE_FROZEN; break;
+		case ST_CREATING: case ST_CREATED: in->status = INSTANCE_STARTING; break;
+		case ST_STOPPED: in->status = INSTANCE_STOPPED; break;
+		}
+		if (in->status != INSTANCE_STOPPED)
+			in->pid = st.pid;
+		container_state_clear(&st);
+	}
+	in->monitor_pid = instance_monitor_pid(m, in->name);
+}
+
+int instance_get(struct manager *m, const char *name, struct instance *ret)
+{
+	int r = instance_load(m, name, ret);
+	if (r < 0)
+		return r;
+	instance_fill_live(m, ret, false);
+	return 0;
+}
+
+int instance_list(struct manager *m, struct instance **ret, size_t *ret_n)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(m->db, "SELECT " INSTANCE_COLUMNS " FROM instances i JOIN images im ON im.id = i.image_id "
+			   "ORDER BY i.name", &st);
+	if (r < 0)
+		return r;
+	struct instance *v = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct instance *nv = realloc(v, (n + 1) * sizeof *v);
+		if (!nv) {
+			instance_array_free(v, n);
+			return err_set(ENOMEM, "list instances");
+		}
+		v = nv;
+		if ((r = row_to_instance(m, st, &v[n])) < 0) {
+			instance_array_free(v, n);
+			return r;
+		}
+		instance_fill_live(m, &v[n], false);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		instance_array_free(v, n);
+		return db_error(m->db, rc, "list instances");
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- create -------------------------------------------------------------- */
+
+/* Host id ranges that /etc/subuid and /etc/subgid give to other users. */
+static bool range_taken_by_subid(int64_t base, int64_t count)
+{
+	static const char *const files[] = { "/etc/subuid", "/etc/subgid" };
+	for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+		_cleanup_fclose_ FILE *fp = fopen(files[f], "re");
+		char line[512];
+		while (fp && fgets(line, sizeof line, fp)) {
+			char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+			if (!c2)
+				continue;
+			long long s = atoll(c1 + 1), n = atoll(c2 + 1);
+			if (base < s + n && s < base + count)
+				return true;
+		}
+	}
+	return false;
+}
+
+static int allocate_idmap(struct manager *m, int64_t *ret)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(m->db, "SELECT idmap_base FROM instances WHERE idmap_base IS NOT NULL "
+			   "ORDER BY idmap_base", &st);
+	if (r < 0)
+		return r;
+	int64_t cand = IDMAP_POOL_START;
+	int rc;
+	for (;;) {
+		while (range_taken_by_subid(cand, IDMAP_RANGE))
+			cand += IDMAP_RANGE;
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		int64_t used = sqlite3_column_int64(st, 0);
+		if (used >= cand + IDMAP_RANGE)
+			break; /* a gap before this one */
+		if (used + IDMAP_RANGE > cand)
+			cand = used + IDMAP_RANGE;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(m->db, rc, "allocate an id range");
+	if (cand + IDMAP_RANGE > IDMAP_POOL_END)
+		return err_refuse(ENOSPC, "no free range of %u host ids left for a new instance", IDMAP_RANGE);
+	*ret = cand;
+	return 0;
+}
+
+static int insert_row(struct manager *m, const struct instance_create_opts *o, int64_t image_id, int64_t base,
+		      int64_t *ret_id)
+{
+	_cleanup_free_ char *cmd = NULL;
+	if (o->command) {
+		json_t *a = json_array();
+		for (char **p = o->command; *p; p++)
+			json_array_append_new(a, json_string(*p));
+		cmd = json_dumps(a, JSON_COMPACT);
+		json_decref(a);
+		if (!cmd)
+			return err_set(EINVAL, "command: arguments must be UTF-8");
+	}
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(m->db, "INSERT INTO instances (name, type, image_id, op, privileged, idmap_base, command, "
+			   "created_at) VALUES (?, 'container', ?, 'creating', ?, ?, ?, ?)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, o->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, image_id);
+	sqlite3_bind_int(st, 3, o->privileged);
+	if (base >= 0)
+		sqlite3_bind_int64(st, 4, base);
+	else
+		sqlite3_bind_null(st, 4);
+	if (cmd)
+		sqlite3_bind_text(st, 5, cmd, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, (int64_t)time(NULL));
+	int rc = sqlite3_step(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return err_refuse(EEXIST, "instance '%s' already exists", o->name);
+	if (rc != SQLITE_DONE)
+		return db_error(m->db, rc, "add instance");
+	*ret_id = sqlite3_last_insert_rowid(m->db->h);
+	return 0;
+}
+
+static int put_config(struct manager *m, int64_t id, const char *key, const char *value)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r = db_prepare(m->db, "INSERT OR REPLACE INTO instance_config (instance_id, key, value) VALUES (?, ?, ?)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : db_error(m->db, rc, "set configuration");
+}
+
+/* "key=value" -> key and value (pointers into a copy in *buf). */
+static int split_kv(const char *kv, char **buf, char **key, char **value)
+{
+	if (!(*buf = strdup(kv)))
+		return err_set(ENOMEM, "configuration");
+	char *eq = strchr(*buf, '=');
+	if (!eq || eq == *buf)
+		return err_refuse(EINVAL, "configuration \"%s\": expected KEY=VALUE", kv);
+	*eq = 0;
+	*key = *buf;
+	*value = eq + 1;
+	return 0;
+}
+
+int instance_create(struct manager *m, const struct instance_create_opts *o)
+{
+	int r = instance_name_check(o->name);
+	if (r < 0)
+		return r;
+	if (o->command && !o->command[0])
+		return err_refuse(EINVAL, "command: must not be empty");
+	for (char **p = o->config; p && *p; p++) {
+		_cleanup_free_ char *buf = NULL;
+		char *k, *v;
+		if ((r = split_kv(*p, &buf, &k, &v)) < 0 || (r = instance_config_check(k, v)) < 0)
+			return r;
+	}
+	struct image_info img;
+	int64_t image_id;
+	if ((r = image_resolve_id(m->images, o->image, &img, &image_id)) < 0)
+		return r;
+	_cleanup_free_ char *rootfs = NULL;
+	r = image_rootfs_path(m->images, img.fingerprint, &rootfs);
+	image_info_clear(&img);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int lock = -1;
+	_cleanup_free_ char *dir = instance_dir(m, o->name);
+	if (!dir)
+		return err_set(ENOMEM, "create instance");
+	if ((r = instance_lock(m, o->name, true, &lock)) < 0)
+		return r;
+
+	/* 1: the row, marked "creating", with its id range and configuration. */
+	int64_t id = 0, base = -1;
+	if ((r = db_begin(m->db)) < 0)
+		return r;
+	if ((!o->privileged && (r = allocate_idmap(m, &base)) < 0) || (r = insert_row(m, o, image_id, base, &id)) < 0)
+		goto rollback;
+	for (char **p = o->config; p && *p; p++) {
+		_cleanup_free_ char *buf = NULL;
+		char *k, *v;
+		if ((r = split_kv(*p, &buf, &k, &v)) < 0 || (r = put_config(m, id, k, v)) < 0)
+			goto rollback;
+	}
+	if ((r = db_commit(m->db)) < 0)
+		return r;
+
+	/* 2: the directory and the storage; a failure removes both and the row. */
+	(void)rm_rf_at(AT_FDCWD, dir); /* left by an interrupted create of the same name whose row is gone */
+	if (mkdir(dir, 0711) < 0)
+		r = err_set(errno, "mkdir '%s'", dir);
+	else
+		r = storage_create(dir, rootfs, base);
+	if (r == 0)
+		r = instance_update(m, o->name, "op = 'ready'", 0, NULL);
+	if (r < 0) {
+		char *saved = strdup(err_msg());
+		(void)rm_rf_at(AT_FDCWD, dir); /* best effort: undo */
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		if (db_prepare(m->db, "DELETE FROM instances WHERE id = ?", &st) == 0) {
+			sqlite3_bind_int64(st, 1, id);
+			(void)sqlite3_step(st);
+		}
+		err_set(0, "%s", saved ? saved : "create instance");
+		free(saved);
+	}
+	return r;
+rollback:
+	db_rollback(m->db);
+	return r;
+}
+
+/* ---- delete -------------------------------------------------------------- */
+
+int instance_delete(struct manager *m, const char *name, bool force)
+{
+	_cleanup_close_ int lock = -1;
+	int r = instance_lock(m, name, true, &lock);
+	if (r < 0)
+		return r;
+	struct instance in;
+	if ((r = instance_load(m, name, &in)) < 0)
+		return r;
+	instance_fill_live(m, &in, true);
+	bool live = in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN || in.status == INSTANCE_STARTING;
+	instance_clear(&in);
+	if (live && !force)
+		return err_refuse(EBUSY, "instance '%s' is running: stop it first, or delete --force", name);
+	/* From here on every step can be repeated: a delete killed half-way
+	 * leaves the row "deleting" and the next delete finishes the job. */
+	if ((r = instance_update(m, name, "op = 'deleting', stop_requested = 1", 0, NULL)) < 0)
+		return r;
+	if ((r = instance_kill_now(m, name)) < 0)
+		return r;
+	_cleanup_free_ char *dir = instance_dir(m, name);
+	_cleanup_free_ char *trash = NULL;
+	if (!dir || asprintf(&trash, "%s/.trash-%s-%d", m->instances_dir, name, (int)getpid()) < 0)
+		return err_set(ENOMEM, "delete instance");
+	if (rename(dir, trash) < 0 && errno != ENOENT)
+		return err_set(errno, "rename '%s'", dir);
+	if ((r = rm_rf_at(AT_FDCWD, trash)) < 0 && r != -ENOENT)
+		return err_wrap(r, "remove '%s'", trash);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if ((r = db_prepare(m->db, "DELETE FROM instances WHERE name = ?", &st)) < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : db_error(m->db, rc, "delete instance");
+}
+
+/* ---- configuration -------------------------------------------------------- */
+
+static int config_change(struct manager *m, const char *name, const char *key, const char *value)
+{
+	int r;
+	if (value && (r = instance_config_check(key, value)) < 0)
+		return r;
+	if (!value && strncmp(key, "limits.", 7) && strncmp(key, "boot.", 5) && strncmp(key, "environment.", 12))
+		return err_refuse(EINVAL, "%s: unknown configuration key", key);
+	_cleanup_close_ int lock = -1;
+	if ((r = instance_lock(m, name, true, &lock)) < 0)
+		return r;
+	struct instance in;
+	if ((r = instance_load(m, name, &in)) < 0)
+		return r;
+	instance_fill_live(m, &in, true);
+	char *old = strmap_get(&in.config, key) ? strdup(strmap_get(&in.config, key)) : NULL;
+	if (value)
+		r = strmap_put(&in.config, key, value);
+	else if (strmap_has(&in.config, key))
+		r = strmap_put(&in.config, key, NULL);
+	/* Limits apply live: the cgroup first, then the row, so that a
+	 * limit the kernel refuses is not recorded. */
+	if (r == 0 && !strncmp(key, "limits.", 7) &&
+	    (in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN)) {
+		if (!value)
+			(void)strmap_put(&in.config, key, NULL);
+		r = instance_apply_limits(m, &in, key, old);
+	}
+	free(old);
+	instance_clear(&in);
+	if (r < 0)
+		return r;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (value)
+		r = db_prepare(m->db, "INSERT OR REPLACE INTO instance_config (instance_id, key, value) "
+			       "SELECT id, ?2, ?3 FROM instances WHERE name = ?1", &st);
+	else
+		r = db_prepare(m->db, "DELETE FROM instance_config WHERE key = ?2 AND instance_id = "
+			       "(SELECT id FROM instances WHERE name = ?1)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	if (value)
+		sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	return rc == SQLITE_DONE ? 0 : db_error(m->db, rc, "set configuration");
+}
+
+int instance_config_set(struct manager *m, const char *name, const char *key, const char *value)
+{
+	return config_change(m, name, key, value);
+}
+
+int instance_config_unset(struct manager *m, const char *name, const char *key)
+{
+	return config_change(m, name, key, NULL);
+}
+
+void instance_limit_values(const struct instance *in, const char *values[LIMIT__MAX])
+{
+	for (int k = 0; k < LIMIT__MAX; k++)
+		values[k] = strmap_get(&in->config, limit_key_name(k));
+}
