@@ -299,9 +299,13 @@ static int build_config(struct manager *m, const struct instance *in, json_t **r
 	if (r < 0)
 		return r;
 	json_object_set_new(lin, "resources", res);
-	json_t *sc = json_pack("{s:s, s:[{s:o, s:s, s:i}]}", "defaultAction", "SCMP_ACT_ALLOW", "syscalls", "names",
+	/* sysinfo(2) (free, uptime) is answered by the monitor from the
+	 * instance's cgroup: LXCFS covers files, not system calls. */
+	_cleanup_free_ char *listener = instance_path(m, in->name, "seccomp.sock");
+	json_t *sc = json_pack("{s:s, s:s, s:[{s:o, s:s, s:i}, {s:[s], s:s}]}", "defaultAction", "SCMP_ACT_ALLOW",
+			       "listenerPath", listener ? listener : "", "syscalls", "names",
 			       str_array(denied_syscalls, ARRAY_SIZE(denied_syscalls)), "action", "SCMP_ACT_ERRNO",
-			       "errnoRet", EPERM);
+			       "errnoRet", EPERM, "names", "sysinfo", "action", "SCMP_ACT_NOTIFY");
 	json_object_set_new(lin, "seccomp", sc);
 	json_object_set_new(lin, "maskedPaths", str_array(masked, ARRAY_SIZE(masked)));
 	json_object_set_new(lin, "readonlyPaths", str_array(readonly, ARRAY_SIZE(readonly)));
@@ -340,22 +344,22 @@ static char *self_exe(void)
 
 /* Bind a listening socket at dir/name; the path goes through /proc/self/fd
  * so that deep state directories do not hit the 108-byte sun_path limit. */
-static int listen_console(const char *dir)
+static int listen_unix(const char *dir, const char *name)
 {
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return err_set(errno, "open '%s'", dir);
-	(void)unlinkat(dfd, "console.sock", 0);
+	(void)unlinkat(dfd, name, 0);
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return err_set(errno, "socket");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/console.sock", dfd);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dfd, name);
 	mode_t old = umask(0077);
 	int r = bind(s, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
-	if (r < 0 || listen(s, 8) < 0) {
-		r = err_set(errno, "console socket '%s/console.sock'", dir);
+	if (r < 0 || listen(s, 16) < 0) {
+		r = err_set(errno, "socket '%s/%s'", dir, name);
 		close(s);
 		return r;
 	}
@@ -393,6 +397,39 @@ static void report(int fd, int r)
 /* In the monitor process (own session, own private mount namespace): mount
  * the storage, create and start the container as our child, then become
  * isola-monitor. Returns only on failure, after cleaning up. */
+/* The notify fd the runtime sent to our seccomp listener socket. */
+static int take_notify_fd(int lsock)
+{
+	struct pollfd p = { lsock, POLLIN, 0 };
+	if (poll(&p, 1, 2000) <= 0)
+		return err_set(ETIMEDOUT, "no seccomp notify fd from the runtime");
+	_cleanup_close_ int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+	int fd = -1;
+	if (c < 0 || recv_fd(c, &fd) < 0 || fd < 0)
+		return err_set(EPROTO, "receive the seccomp notify fd");
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+}
+
+/* Files the monitor reads to answer sysinfo(2) for the instance. */
+static void sysinfo_files(const struct manager *m, const char *name, char mem_limit[PATH_MAX],
+			  char mem_usage[PATH_MAX], char pids[PATH_MAX])
+{
+	_cleanup_free_ char *cg = cgroup_path_for(m, name);
+	if (cgroup_mode() == CGROUP_UNIFIED) {
+		snprintf(mem_limit, PATH_MAX, "/sys/fs/cgroup%s/memory.max", cg ? cg : "");
+		snprintf(mem_usage, PATH_MAX, "/sys/fs/cgroup%s/memory.current", cg ? cg : "");
+		snprintf(pids, PATH_MAX, "/sys/fs/cgroup%s/pids.current", cg ? cg : "");
+	} else {
+		snprintf(mem_limit, PATH_MAX, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", cg ? cg : "");
+		snprintf(mem_usage, PATH_MAX, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", cg ? cg : "");
+		snprintf(pids, PATH_MAX, "/sys/fs/cgroup/pids%s/pids.current", cg ? cg : "");
+	}
+}
+
+/* In the monitor process (own session, own private mount namespace): mount
+ * the storage, create and start the container as our child, then become
+ * isola-monitor. Returns only on failure, after cleaning up. */
 static int monitor_side(struct manager *m, const struct instance *in, int report_fd)
 {
 	_cleanup_free_ char *dir = instance_dir(m, in->name);
@@ -405,25 +442,31 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 		return r;
 	if ((r = storage_mount(dir, rootfs, in->idmap_base)) < 0)
 		return r;
+	int ssock = listen_unix(dir, "seccomp.sock");
+	if (ssock < 0)
+		return ssock;
 	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		close(ssock);
 		return err_set(errno, "socketpair");
+	}
 	struct create_opts o = { .root = m->run_dir, .id = in->name, .bundle = dir, .console_fd = sp[1],
 				 .keep_parent = true };
 	pid_t pid = 0;
 	r = container_create(&o, &pid);
 	close(sp[1]);
-	int master = -1;
+	int master = -1, notify = -1, lsock = -1;
 	if (r == 0 && recv_fd(sp[0], &master) < 0)
 		r = err_set(EPROTO, "instance '%s': no console from the container", in->name);
 	close(sp[0]);
+	if (r == 0 && (notify = take_notify_fd(ssock)) < 0)
+		r = notify;
 	if (r == 0)
 		r = container_start(m->run_dir, in->name);
-	int lsock = -1, logfd = -1;
 	char logpath[PATH_MAX], pidfile[PATH_MAX];
 	snprintf(logpath, sizeof logpath, "%s/console.log", dir);
 	snprintf(pidfile, sizeof pidfile, "%s/monitor.pid", dir);
-	if (r == 0 && (lsock = listen_console(dir)) < 0)
+	if (r == 0 && (lsock = listen_unix(dir, "console.sock")) < 0)
 		r = lsock;
 	if (r == 0) {
 		char buf[64];
@@ -439,28 +482,34 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 			;
 		err_set(0, "%s", saved ? saved : "start");
 		free(saved);
-		if (master >= 0)
-			close(master);
-		if (lsock >= 0)
-			close(lsock);
+		int fds[] = { master, lsock, ssock, notify };
+		for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
 		(void)unlink(pidfile);
 		return r;
 	}
-	(void)logfd;
 	report(report_fd, 0);
 	if (report_fd >= 0)
 		close(report_fd);
 
 	/* Become the monitor: it inherits the init as its child. */
-	char mon[PATH_MAX], pidstr[16], masterstr[16], sockstr[16];
+	char mon[PATH_MAX], pidstr[16], masterstr[16], sockstr[16], ssockstr[16], notifystr[16];
+	char mem_limit[PATH_MAX], mem_usage[PATH_MAX], pids[PATH_MAX];
+	sysinfo_files(m, in->name, mem_limit, mem_usage, pids);
 	snprintf(mon, sizeof mon, "%s/isola-monitor", dirname(strcpy((char[PATH_MAX]){ 0 }, exe)));
 	snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
 	snprintf(masterstr, sizeof masterstr, "%d", master);
 	snprintf(sockstr, sizeof sockstr, "%d", lsock);
-	(void)fcntl(master, F_SETFD, 0);
-	(void)fcntl(lsock, F_SETFD, 0);
+	snprintf(ssockstr, sizeof ssockstr, "%d", ssock);
+	snprintf(notifystr, sizeof notifystr, "%d", notify);
+	int pass[] = { master, lsock, ssock, notify };
+	for (size_t i = 0; i < ARRAY_SIZE(pass); i++)
+		(void)fcntl(pass[i], F_SETFD, 0);
 	char *argv[] = { mon, "--name", in->name, "--init", pidstr, "--master", masterstr, "--console-socket", sockstr,
-			 "--log", logpath, "--", exe, "--state-dir", m->state_dir, "__monitor-exit", in->name, NULL };
+			 "--log", logpath, "--seccomp-socket", ssockstr, "--notify", notifystr,
+			 "--mem-limit-file", mem_limit, "--mem-usage-file", mem_usage, "--pids-file", pids,
+			 "--", exe, "--state-dir", m->state_dir, "__monitor-exit", in->name, NULL };
 	execv(mon, argv);
 	r = err_set(errno, "exec '%s'", mon);
 	/* Without a monitor the instance cannot be looked after: stop it. */
@@ -697,6 +746,9 @@ int instance_monitor_exit(struct manager *m, const char *name, int status)
 		(void)unlink(pidfile);
 	if (sock)
 		(void)unlink(sock);
+	_cleanup_free_ char *ssock = instance_path(m, name, "seccomp.sock");
+	if (ssock)
+		(void)unlink(ssock);
 	bool again = !strcmp(in.op, "ready") && wants_restart(&in, status);
 	int64_t v[] = { status, (int64_t)time(NULL), in.restarts + (again ? 1 : 0) };
 	r = instance_update(m, name, "last_exit = ?1, last_exit_at = ?2, restarts = ?3", 3, v);
@@ -717,14 +769,15 @@ int instance_monitor_exit(struct manager *m, const char *name, int status)
 		return r;
 	}
 	struct instance cur;
+	bool stop = true; /* deleted meanwhile */
 	if (instance_load(m, name, &cur) == 0) {
-		bool stop = cur.stop_requested || strcmp(cur.op, "ready");
+		stop = cur.stop_requested || strcmp(cur.op, "ready");
 		instance_clear(&cur);
-		if (stop) {
-			instance_clear(&in);
-			close(lock);
-			return 0;
-		}
+	}
+	if (stop) {
+		instance_clear(&in);
+		close(lock);
+		return 0;
 	}
 	if ((r = write_bundle(m, &in)) == 0) {
 		(void)fcntl(lock, F_SETFD, FD_CLOEXEC);

@@ -26,7 +26,8 @@
 
 static const char *const status_names[] = {
 	[INSTANCE_STOPPED] = "stopped", [INSTANCE_RUNNING] = "running", [INSTANCE_FROZEN] = "frozen",
-	[INSTANCE_STARTING] = "starting", [INSTANCE_BUSY] = "busy", [INSTANCE_BROKEN] = "broken",
+	[INSTANCE_STARTING] = "starting", [INSTANCE_STOPPING] = "stopping", [INSTANCE_BUSY] = "busy",
+	[INSTANCE_BROKEN] = "broken",
 };
 
 const char *instance_status_name(enum instance_status s)
@@ -119,7 +120,14 @@ int instance_config_check(const char *key, const char *value)
 		if (k < 0)
 			return err_refuse(EINVAL, "%s: unknown limit (limits.cpu, limits.memory, limits.processes, "
 				       "limits.disk.read, limits.disk.write)", key);
-		return limit_check(k, value);
+		int r = limit_check(k, value);
+		if (r == 0 && k == LIMIT_CPU) {
+			long n = sysconf(_SC_NPROCESSORS_ONLN);
+			if (n > 0 && limits_cpu_count(value) > (unsigned)n)
+				return err_refuse(EINVAL, "limits.cpu: \"%s\": the host has %ld CPU%s", value, n,
+						  n == 1 ? "" : "s");
+		}
+		return r;
 	}
 	if (!strcmp(key, "boot.autostart")) {
 		if (strcmp(value, "true") && strcmp(value, "false"))
@@ -399,6 +407,8 @@ void instance_fill_live(struct manager *m, struct instance *in, bool lock_held)
 		container_state_clear(&st);
 	}
 	in->monitor_pid = instance_monitor_pid(m, in->name);
+	if (in->status == INSTANCE_STOPPED && in->monitor_pid > 0)
+		in->status = INSTANCE_STOPPING;
 }
 
 int instance_get(struct manager *m, const char *name, struct instance *ret)

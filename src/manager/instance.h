@@ -20,6 +20,7 @@ enum instance_status {
 	INSTANCE_RUNNING,
 	INSTANCE_FROZEN,
 	INSTANCE_STARTING, /* runtime state "created": between create and start */
+	INSTANCE_STOPPING, /* the init has exited; its monitor is recording that */
 	INSTANCE_BUSY,     /* another command is creating or deleting it right now */
 	INSTANCE_BROKEN,   /* a create or delete was interrupted: delete it */
 };

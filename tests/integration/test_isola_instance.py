@@ -162,7 +162,9 @@ def test_launch_system_container_boots_init_and_stops_cleanly(host):
     # busybox init halted: reboot(2) in a pid namespace ends init with SIGINT
     assert info["last_exit"]["signal"] == signal.SIGINT
     assert not Path(f"/proc/{pid}").exists()
-    assert not Path(f"/proc/{mons[0]}").exists()
+    # the monitor has exited (pid 1 reaps it: it is not our child)
+    wait_for(lambda: not Path(f"/proc/{mons[0]}").exists() or
+             Path(f"/proc/{mons[0]}/stat").read_text().split(") ")[1][0] == "Z", what="the monitor to exit")
     assert not host.cgroup_dirs("c1")
     host.ok("delete", "c1")
     assert_gone(host, "c1", pid)
@@ -337,7 +339,7 @@ def test_memory_and_process_limits_are_enforced(host):
     p = host.run("exec", "lim", "--", "/bin/sh", "-c",
                  "awk 'BEGIN { s = \"xxxxxxxxxxxxxxxx\"; while (1) s = s s }'")
     assert p.returncode == 137, (p.returncode, p.stderr)  # killed by the OOM killer
-    out = host.sh("lim", "for i in $(seq 40); do sleep 30 >/dev/null & done 2>&1 | grep -c -i 'fork\\|resource' || true; "
+    out = host.sh("lim", "for i in $(seq 40); do sleep 30 >/dev/null 2>&1 & done 2>&1 | grep -c -i 'fork\\|resource' || true; "
                   "ps -o pid | wc -l")
     lines = out.split()
     assert int(lines[0]) > 0, out  # some forks failed

@@ -1,8 +1,10 @@
 /* isola-monitor: the small process that looks after one running instance
  * (like conmon): it holds the console's pty master, writes what the console
  * prints to the instance's log, relays it to attached `isola console`
- * clients, reaps the init, and when the init exits execs the manager's exit
- * handler with the wait status. Static and free of our libraries, so it
+ * clients, answers the instance's sysinfo(2) calls (seccomp user
+ * notification) from its cgroup so that `free` and `uptime` show its own
+ * memory and uptime, reaps the init, and when the init exits execs the
+ * manager's exit handler with the wait status. Static and free of our libraries, so it
  * stays well under 1 MiB of resident memory. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +27,7 @@
 #include <unistd.h>
 
 #define MAX_CLIENTS 8
+#define MAX_NOTIFY 16
 #define DRAIN_QUIET_MS 100
 
 static const char *name = "?";
@@ -29,6 +36,9 @@ static long long log_max = 1 << 20;
 static int log_fd = -1;
 static long long log_size;
 static int clients[MAX_CLIENTS];
+static int notifies[MAX_NOTIFY];
+static const char *mem_limit_file, *mem_usage_file, *pids_file;
+static unsigned long long init_start; /* clock ticks after boot */
 
 __attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...)
 {
@@ -154,9 +164,152 @@ static void client_read(int i, int master)
 	}
 }
 
+static unsigned long long read_ull(const char *path, unsigned long long fallback)
+{
+	if (!path)
+		return fallback;
+	char buf[64];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fallback;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return fallback;
+	buf[n] = 0;
+	char *end;
+	unsigned long long v = strtoull(buf, &end, 10);
+	return end == buf ? fallback : v; /* "max" (cgroup v2): none */
+}
+
+static unsigned long long starttime_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	unsigned long long t = 0;
+	/* field 22, counted from the state (field 3) after "pid (comm)" */
+	for (int field = 2; p && *p; p++)
+		if (*p == ' ' && ++field == 22) {
+			t = strtoull(p + 1, NULL, 10);
+			break;
+		}
+	return t;
+}
+
+/* The host's sysinfo with the instance's memory, process count and uptime. */
+static void instance_sysinfo(struct sysinfo *si)
+{
+	sysinfo(si);
+	unsigned long long unit = si->mem_unit ? si->mem_unit : 1;
+	unsigned long long host_total = (unsigned long long)si->totalram * unit;
+	unsigned long long limit = read_ull(mem_limit_file, host_total);
+	if (limit < host_total) {
+		unsigned long long used = read_ull(mem_usage_file, 0);
+		if (used > limit)
+			used = limit;
+		si->totalram = (unsigned long)(limit / unit);
+		si->freeram = (unsigned long)((limit - used) / unit);
+		si->sharedram = 0;
+		si->bufferram = 0;
+		si->totalswap = 0;
+		si->freeswap = 0;
+	}
+	unsigned long long procs = read_ull(pids_file, 0);
+	if (procs)
+		si->procs = (unsigned short)(procs > 65535 ? 65535 : procs);
+	long hz = sysconf(_SC_CLK_TCK);
+	if (init_start && hz > 0 && (unsigned long long)si->uptime >= init_start / (unsigned long long)hz)
+		si->uptime -= (long)(init_start / (unsigned long long)hz);
+}
+
+/* One seccomp notification: sysinfo gets the instance's view written into
+ * the caller's buffer; anything else carries on in the kernel. */
+static void notify_handle(int k)
+{
+	struct seccomp_notif req;
+	struct seccomp_notif_resp resp;
+	memset(&req, 0, sizeof req);
+	if (ioctl(notifies[k], SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+		if (errno != EINTR && errno != ENOENT) {
+			close(notifies[k]);
+			notifies[k] = -1;
+		}
+		return;
+	}
+	memset(&resp, 0, sizeof resp);
+	resp.id = req.id;
+	if (req.data.nr != __NR_sysinfo) {
+		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	} else {
+		struct sysinfo si;
+		instance_sysinfo(&si);
+		char mem[64];
+		snprintf(mem, sizeof mem, "/proc/%u/mem", req.pid);
+		int fd = open(mem, O_WRONLY | O_CLOEXEC);
+		/* the caller may have gone (and its pid been reused) meanwhile */
+		if (fd < 0 || ioctl(notifies[k], SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) < 0 ||
+		    pwrite(fd, &si, sizeof si, (off_t)req.data.args[0]) != (ssize_t)sizeof si)
+			resp.error = -EFAULT;
+		if (fd >= 0)
+			close(fd);
+	}
+	(void)ioctl(notifies[k], SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+/* An exec'd process brings its own filter: the runtime hands us its fd. */
+static void notify_accept(int ssock)
+{
+	int c = accept4(ssock, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	char buf[4096];
+	struct iovec iov = { buf, sizeof buf };
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b };
+	ssize_t n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
+	close(c);
+	struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return;
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+	for (int k = 0; k < MAX_NOTIFY; k++)
+		if (notifies[k] < 0) {
+			notifies[k] = fd;
+			return;
+		}
+	close(fd); /* full: that process's sysinfo calls fail with ENOSYS */
+}
+
+/* Reap every exited child; true when one of them was the init. */
+static bool reap(pid_t init, int *status)
+{
+	bool found = false;
+	int st;
+	pid_t w;
+	while ((w = waitpid(-1, &st, WNOHANG | __WALL)) > 0)
+		if (w == init) {
+			*status = st;
+			found = true;
+		}
+	return found;
+}
+
 int main(int argc, char **argv)
 {
-	long long init = -1, master = -1, lsock = -1;
+	long long init = -1, master = -1, lsock = -1, ssock = -1, notify = -1;
 	int i;
 	for (i = 1; i < argc; i++) {
 		const char *o = argv[i];
@@ -166,9 +319,16 @@ int main(int argc, char **argv)
 			return usage("%s: needs a value", o);
 		const char *v = argv[++i];
 		long long *num = !strcmp(o, "--init") ? &init : !strcmp(o, "--master") ? &master
-				 : !strcmp(o, "--console-socket") ? &lsock : !strcmp(o, "--log-max") ? &log_max : NULL;
+				 : !strcmp(o, "--console-socket") ? &lsock : !strcmp(o, "--log-max") ? &log_max
+				 : !strcmp(o, "--seccomp-socket") ? &ssock : !strcmp(o, "--notify") ? &notify : NULL;
 		if (!strcmp(o, "--name"))
 			name = v;
+		else if (!strcmp(o, "--mem-limit-file"))
+			mem_limit_file = v;
+		else if (!strcmp(o, "--mem-usage-file"))
+			mem_usage_file = v;
+		else if (!strcmp(o, "--pids-file"))
+			pids_file = v;
 		else if (!strcmp(o, "--log"))
 			log_path = v;
 		else if (!num)
@@ -183,7 +343,9 @@ int main(int argc, char **argv)
 	char **exit_argv = argv + i + 1;
 	if (exit_argv[0][0] != '/')
 		return usage("EXIT_CMD \"%s\": must be an absolute path", exit_argv[0]);
-	if (waitpid((pid_t)init, NULL, WNOHANG | __WALL) < 0 && errno == ECHILD) {
+	siginfo_t probe;
+	/* WNOWAIT: an init that already exited stays to be reaped below. */
+	if (waitid(P_PID, (id_t)init, &probe, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0 && errno == ECHILD) {
 		fprintf(stderr, "isola-monitor: --init %lld: not a child of this process\n", init);
 		return 2;
 	}
@@ -199,6 +361,15 @@ int main(int argc, char **argv)
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	for (int k = 0; k < MAX_CLIENTS; k++)
 		clients[k] = -1;
+	for (int k = 0; k < MAX_NOTIFY; k++)
+		notifies[k] = -1;
+	if (notify >= 0) {
+		notifies[0] = (int)notify;
+		(void)fcntl(notifies[0], F_SETFD, FD_CLOEXEC);
+	}
+	if (ssock >= 0)
+		(void)fcntl((int)ssock, F_SETFD, FD_CLOEXEC);
+	init_start = starttime_of((pid_t)init);
 	int mfd = (int)master, ls = (int)lsock;
 	(void)fcntl(mfd, F_SETFD, FD_CLOEXEC);
 	(void)fcntl(ls, F_SETFD, FD_CLOEXEC);
@@ -206,15 +377,20 @@ int main(int argc, char **argv)
 	log_open();
 
 	int status = 0;
-	bool master_open = true, exited = false;
+	bool master_open = true;
+	/* The init may have exited before we watched for SIGCHLD. */
+	bool exited = reap((pid_t)init, &status);
 	while (!exited) {
-		struct pollfd p[2 + 1 + MAX_CLIENTS];
+		struct pollfd p[3 + MAX_CLIENTS + 1 + MAX_NOTIFY];
 		int n = 0;
 		p[n++] = (struct pollfd){ sfd, POLLIN, 0 };
 		p[n++] = (struct pollfd){ master_open ? mfd : -1, POLLIN, 0 };
 		p[n++] = (struct pollfd){ ls, POLLIN, 0 };
 		for (int k = 0; k < MAX_CLIENTS; k++)
 			p[n++] = (struct pollfd){ clients[k], POLLIN, 0 };
+		p[n++] = (struct pollfd){ (int)ssock, POLLIN, 0 };
+		for (int k = 0; k < MAX_NOTIFY; k++)
+			p[n++] = (struct pollfd){ notifies[k], POLLIN, 0 };
 		/* Without a signalfd, look for the init's exit once a second. */
 		if (poll(p, (nfds_t)n, sfd < 0 ? 1000 : -1) < 0 && errno != EINTR)
 			break;
@@ -225,16 +401,23 @@ int main(int argc, char **argv)
 		for (int k = 0; k < MAX_CLIENTS; k++)
 			if (clients[k] >= 0 && (p[3 + k].revents & (POLLIN | POLLHUP | POLLERR)))
 				client_read(k, mfd);
+		if (p[3 + MAX_CLIENTS].revents & POLLIN)
+			notify_accept((int)ssock);
+		for (int k = 0; k < MAX_NOTIFY; k++) {
+			short ev = p[4 + MAX_CLIENTS + k].revents;
+			if (notifies[k] < 0 || !ev)
+				continue;
+			if (ev & POLLIN)
+				notify_handle(k);
+			else if (ev & (POLLHUP | POLLERR)) { /* every process of that filter is gone */
+				close(notifies[k]);
+				notifies[k] = -1;
+			}
+		}
 		struct signalfd_siginfo si;
 		while (sfd >= 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
 			;
-		int st;
-		pid_t w;
-		while ((w = waitpid(-1, &st, WNOHANG | __WALL)) > 0)
-			if (w == (pid_t)init) {
-				status = st;
-				exited = true;
-			}
+		exited = reap((pid_t)init, &status);
 	}
 	/* What the instance printed last still goes to the log. */
 	while (master_open) {
@@ -247,6 +430,11 @@ int main(int argc, char **argv)
 			client_drop(k);
 	close(ls);
 	close(mfd);
+	if (ssock >= 0)
+		close((int)ssock);
+	for (int k = 0; k < MAX_NOTIFY; k++)
+		if (notifies[k] >= 0)
+			close(notifies[k]);
 	if (sfd >= 0)
 		close(sfd);
 	if (log_fd >= 0)

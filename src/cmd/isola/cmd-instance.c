@@ -115,9 +115,11 @@ static int create_common(int argc, char **argv, const char *cmd, bool start)
 		return fail_cmd(r);
 	}
 	strv_free(config);
+	/* launch is one step: an instance that cannot start is not kept */
 	if (start && (r = instance_start(m, o.name)) < 0) {
 		fail_cmd(r);
-		fprintf(stderr, "isola: instance '%s' was created but did not start\n", o.name);
+		if (instance_delete(m, o.name, true) < 0)
+			fail_cmd(-EIO);
 		return 1;
 	}
 	return 0;
