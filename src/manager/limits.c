@@ -257,7 +257,7 @@ int limits_to_resources(const char *const values[LIMIT__MAX], const struct limit
 		unsigned pct;
 		(void)parse_size(LIMIT_MEMORY, values[LIMIT_MEMORY], true, &bytes, &pct);
 		if (pct)
-			bytes = host->mem_total / 100 * pct;
+			bytes = (uint64_t)((unsigned __int128)host->mem_total * pct / 100);
 		json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t)bytes));
 	}
 	if (r == 0 && values[LIMIT_PROCESSES]) {
