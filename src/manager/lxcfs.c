@@ -1,9 +1,11 @@
-/* LXCFS: start the daemon on first use, find its files for the instances. */
+/* LXCFS: start the host's daemon on first use, stop it (tests), and list the
+ * files it serves for the instances' bind mounts. */
 #include "lxcfs.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,13 +13,15 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #define LXCFS_BIN "/usr/bin/lxcfs"
-#define FUSE_MAGIC 0x65735546
-#define READY_TIMEOUT_MS 5000
+#define FUSE_SUPER_MAGIC 0x65735546
+#define LXCFS_TIMEOUT_MS 5000
+#define LOG_TAIL_LINES 3
 
 const char *lxcfs_dir(void)
 {
@@ -25,179 +29,436 @@ const char *lxcfs_dir(void)
 	return e && *e ? e : LXCFS_DEFAULT_DIR;
 }
 
-static bool is_fuse(const char *dir)
+/* The mount point as an absolute path (its parent resolved, the last
+ * component kept as is: resolving it would stat a possibly dead FUSE root)
+ * and the files next to it. */
+struct lxcfs_paths {
+	char dir[PATH_MAX];
+	char pid[PATH_MAX];
+	char log[PATH_MAX];
+	char lock[PATH_MAX];
+};
+
+/* With create, the parent directories are made (0755). Without, a missing
+ * parent is -ENOENT with no message: nothing can be running there. */
+static int paths_init(const char *dir, bool create, struct lxcfs_paths *p)
 {
-	struct statfs sf;
-	return statfs(dir, &sf) == 0 && sf.f_type == FUSE_MAGIC;
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+	if (len == 0 || len >= sizeof buf)
+		return err_set(len ? ENAMETOOLONG : EINVAL, "LXCFS directory '%s'", dir);
+	memcpy(buf, dir, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	char *slash = strrchr(buf, '/');
+	const char *base = slash ? slash + 1 : buf;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return err_set(EINVAL, "LXCFS directory '%s': must end in a directory name", dir);
+	const char *parent = ".";
+	if (slash == buf)
+		parent = "/";
+	else if (slash) {
+		*slash = '\0';
+		parent = buf;
+	}
+	int r;
+	if (create && strcmp(parent, "/") && strcmp(parent, ".") && (r = mkdir_p(parent, 0755)) < 0)
+		return err_wrap(r, "LXCFS directory '%s'", dir);
+	char real[PATH_MAX];
+	if (!realpath(parent, real)) {
+		if (!create && (errno == ENOENT || errno == ENOTDIR))
+			return -ENOENT;
+		return err_set(errno, "LXCFS directory '%s': resolve '%s'", dir, parent);
+	}
+	struct stat st;
+	if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		if (!create)
+			return -ENOENT;
+		return err_set(ENOTDIR, "LXCFS directory '%s': parent '%s'", dir, real);
+	}
+	const char *sep = strcmp(real, "/") ? "/" : "";
+	if ((size_t)snprintf(p->dir, sizeof p->dir, "%s%s%s", real, sep, base) >= sizeof p->dir ||
+	    (size_t)snprintf(p->pid, sizeof p->pid, "%s.pid", p->dir) >= sizeof p->pid ||
+	    (size_t)snprintf(p->log, sizeof p->log, "%s.log", p->dir) >= sizeof p->log ||
+	    (size_t)snprintf(p->lock, sizeof p->lock, "%s.lock", p->dir) >= sizeof p->lock)
+		return err_set(ENAMETOOLONG, "LXCFS directory '%s'", dir);
+	return 0;
 }
 
-/* Mounted and answering. */
-static bool works(const char *dir)
+enum mount_state {
+	MOUNT_NONE,    /* not a FUSE mount */
+	MOUNT_STALE,   /* FUSE, but its daemon is gone or does not answer */
+	MOUNT_WORKING, /* FUSE and proc/meminfo reads */
+};
+
+static enum mount_state mount_state(const char *dir)
 {
-	if (!is_fuse(dir))
-		return false;
-	char path[4096], buf[64];
+	struct statfs sf;
+	if (statfs(dir, &sf) < 0)
+		/* A FUSE mount whose daemon died fails every call with ENOTCONN. */
+		return errno == ENOTCONN || errno == ECONNABORTED ? MOUNT_STALE : MOUNT_NONE;
+	if (sf.f_type != FUSE_SUPER_MAGIC)
+		return MOUNT_NONE;
+	char path[PATH_MAX + 16], buf[64];
 	snprintf(path, sizeof path, "%s/proc/meminfo", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof buf);
-	close(fd);
-	return n > 0;
+		return MOUNT_STALE;
+	return read(fd, buf, sizeof buf) > 0 ? MOUNT_WORKING : MOUNT_STALE;
+}
+
+/* Detach every FUSE mount stacked on dir. Whatever is below stays. */
+static int detach_mounts(const char *dir)
+{
+	for (int i = 0; i < 16 && mount_state(dir) != MOUNT_NONE; i++)
+		if (umount2(dir, MNT_DETACH) < 0) {
+			if (errno == EINVAL) /* not a mount point after all */
+				return 0;
+			return err_set(errno, "detach the LXCFS mount '%s'", dir);
+		}
+	return 0;
 }
 
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
-static pid_t read_pid(const char *dir)
+static long now_ms(void)
 {
-	char path[4096], *buf = NULL;
-	snprintf(path, sizeof path, "%s.pid", dir);
-	if (read_file_at(AT_FDCWD, path, &buf, NULL) < 0)
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Alive and not a zombie: the daemon is not our child, so whoever reaps it
+ * (init, a subreaper) may take a while. */
+static bool pid_alive(pid_t pid)
+{
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	char path[64];
+	_cleanup_free_ char *stat = NULL;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int r = read_file_at(AT_FDCWD, path, &stat, NULL);
+	if (r < 0)
+		return r != -ENOENT && r != -ESRCH;
+	const char *end = strrchr(stat, ')');
+	return !(end && end[1] == ' ' && (end[2] == 'Z' || end[2] == 'X'));
+}
+
+/* Wait up to ms for pid to go; true when it went. */
+static bool wait_gone(pid_t pid, long ms)
+{
+	long deadline = now_ms() + ms;
+	while (pid_alive(pid)) {
+		if (now_ms() >= deadline)
+			return false;
+		sleep_ms(10);
+	}
+	return true;
+}
+
+/* The pid in <dir>.pid, or 0. */
+static pid_t read_pid(const struct lxcfs_paths *p)
+{
+	_cleanup_free_ char *buf = NULL;
+	if (read_file_at(AT_FDCWD, p->pid, &buf, NULL) < 0)
 		return 0;
-	pid_t pid = (pid_t)atoi(buf);
-	free(buf);
-	return pid > 0 ? pid : 0;
+	char *end;
+	errno = 0;
+	long v = strtol(buf, &end, 10);
+	if (errno || end == buf || v <= 1 || v > INT_MAX)
+		return 0;
+	return (pid_t)v;
 }
 
-/* The last lines of <dir>.log, for an error message. */
-static void log_tail(const char *dir, char *out, size_t len)
+/* A pid file outlives its daemon and the pid may be reused: signal only an
+ * lxcfs serving this directory (argv[0] is lxcfs, the last argument dir). */
+static bool pid_is_lxcfs_for(pid_t pid, const char *dir)
 {
-	char path[4096], *buf = NULL;
-	size_t n = 0;
-	out[0] = 0;
-	snprintf(path, sizeof path, "%s.log", dir);
-	if (read_file_at(AT_FDCWD, path, &buf, &n) < 0)
+	char path[64];
+	_cleanup_free_ char *cmd = NULL;
+	size_t len = 0;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	if (read_file_at(AT_FDCWD, path, &cmd, &len) < 0 || len == 0)
+		return false;
+	const char *argv0 = strrchr(cmd, '/');
+	argv0 = argv0 ? argv0 + 1 : cmd;
+	if (strcmp(argv0, "lxcfs"))
+		return false;
+	while (len > 0 && cmd[len - 1] == '\0')
+		len--;
+	size_t start = len;
+	while (start > 0 && cmd[start - 1] != '\0')
+		start--;
+	return len > start && !strcmp(cmd + start, dir);
+}
+
+/* Stop the daemon <dir>.pid names: SIGTERM, SIGKILL after ms. lxcfs
+ * unmounts at once on SIGTERM, but its loadavg thread takes up to 5 s more
+ * to notice; once the mount is gone SIGKILL loses nothing, so it does not
+ * wait for that. ms == 0: SIGKILL straight away. */
+static void stop_recorded(const struct lxcfs_paths *p, long ms)
+{
+	pid_t pid = read_pid(p);
+	if (pid <= 0 || !pid_is_lxcfs_for(pid, p->dir))
 		return;
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = 0;
-	const char *start = n > len - 1 ? buf + n - (len - 1) : buf;
-	snprintf(out, len, "%s", start);
-	for (char *p = out; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-	free(buf);
+	if (ms > 0 && kill(pid, SIGTERM) == 0) {
+		long deadline = now_ms() + ms, unmounted = 0;
+		while (pid_alive(pid)) {
+			long now = now_ms();
+			if (!unmounted && mount_state(p->dir) == MOUNT_NONE)
+				unmounted = now;
+			if (now >= deadline || (unmounted && now - unmounted >= 200))
+				break;
+			sleep_ms(10);
+		}
+		if (!pid_alive(pid))
+			return;
+	}
+	(void)kill(pid, SIGKILL); /* best effort: it may just have exited */
+	(void)wait_gone(pid, 1000);
 }
 
-/* Double fork: lxcfs runs in its own session, not as our child. */
-static int spawn(const char *dir)
+/* "line; line; line": the last lines of <dir>.log, for an error message. */
+static void log_tail(const struct lxcfs_paths *p, char *out, size_t size)
 {
-	char pidfile[4096], logfile[4096];
-	snprintf(pidfile, sizeof pidfile, "%s.pid", dir);
-	snprintf(logfile, sizeof logfile, "%s.log", dir);
+	out[0] = '\0';
+	_cleanup_close_ int fd = open(p->log, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[2048];
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t from = end > (off_t)sizeof buf - 1 ? end - (off_t)(sizeof buf - 1) : 0;
+	ssize_t n = pread(fd, buf, sizeof buf - 1, from);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* Walk back over LOG_TAIL_LINES non-empty lines. */
+	char *start = buf + n;
+	for (int lines = 0; start > buf && lines < LOG_TAIL_LINES;) {
+		while (start > buf && (start[-1] == '\n' || start[-1] == '\r'))
+			start--;
+		if (start == buf)
+			break;
+		while (start > buf && start[-1] != '\n')
+			start--;
+		lines++;
+	}
+	size_t o = 0;
+	for (const char *s = start; *s && o + 3 < size; s++) {
+		if (*s == '\r')
+			continue;
+		if (*s == '\n') {
+			if (o && s[1])
+				out[o++] = ';', out[o++] = ' ';
+			continue;
+		}
+		out[o++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+	}
+	while (o && (out[o - 1] == ' ' || out[o - 1] == ';'))
+		o--;
+	out[o] = '\0';
+}
+
+static void close_from(int lowfd)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0)
+		return;
+#endif
+	long max = sysconf(_SC_OPEN_MAX);
+	for (int fd = lowfd; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+		(void)close(fd);
+}
+
+/* Start `lxcfs -f` on dir in a grandchild in a session of its own (not our
+ * child, process group or session), stdin /dev/null, output in <dir>.log,
+ * no other fds. Only async-signal-safe calls after fork: the caller may
+ * have threads. */
+static int spawn(const struct lxcfs_paths *p, pid_t *ret_pid)
+{
+	_cleanup_close_ int null = open("/dev/null", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (null < 0)
+		return err_set(errno, "open '/dev/null'");
+	_cleanup_close_ int log = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0644);
+	if (log < 0)
+		return err_set(errno, "open '%s'", p->log);
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return err_set(errno, "pipe for lxcfs on '%s'", p->dir);
+	_cleanup_close_ int rd = pipefd[0], wr = pipefd[1];
+	char *argv[] = { LXCFS_BIN, "-f", "--enable-loadavg", "--enable-cfs", "-p", (char *)p->pid, (char *)p->dir, NULL };
+	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
+
 	pid_t child = fork();
 	if (child < 0)
-		return err_set(errno, "fork for lxcfs");
+		return err_set(errno, "fork for lxcfs on '%s'", p->dir);
 	if (child == 0) {
-		if (fork() != 0)
-			_exit(0);
-		setsid();
-		int in = open("/dev/null", O_RDONLY);
-		int out = open(logfile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
-		if (in < 0 || out < 0)
+		if (setsid() < 0)
 			_exit(127);
-		dup2(in, 0);
-		dup2(out, 1);
-		dup2(out, 2);
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		signal(SIGPIPE, SIG_DFL);
+		pid_t daemon = fork();
+		if (daemon != 0) {
+			/* -1 tells the parent the fork failed */
+			_exit(write(wr, &daemon, sizeof daemon) == sizeof daemon ? 0 : 127);
+		}
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		for (int sig = 1; sig < NSIG; sig++)
+			(void)sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP and RT internals refuse */
 		sigset_t none;
 		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		char *argv[] = { LXCFS_BIN, "-f", "--enable-loadavg", "--enable-cfs", "-p", pidfile, (char *)dir, NULL };
-		char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(null, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+			_exit(127);
+		close_from(3);
+		if (chdir("/") < 0) /* do not pin the caller's working directory */
+			_exit(127);
 		execve(LXCFS_BIN, argv, envp);
+		static const char msg[] = "isola: cannot execute " LXCFS_BIN "\n";
+		(void)!write(2, msg, sizeof msg - 1);
 		_exit(127);
 	}
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+	close(TAKE_FD(wr));
+	pid_t daemon = -1;
+	ssize_t n;
+	while ((n = read(rd, &daemon, sizeof daemon)) < 0 && errno == EINTR)
 		;
+	int status = 0;
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != sizeof daemon || daemon <= 0)
+		return err_set(n == sizeof daemon ? EAGAIN : ECHILD, "start lxcfs on '%s'", p->dir);
+	*ret_pid = daemon;
 	return 0;
+}
+
+/* Wait for the new daemon to serve dir; on failure kill it and quote its log. */
+static int wait_ready(const struct lxcfs_paths *p, pid_t pid)
+{
+	long deadline = now_ms() + LXCFS_TIMEOUT_MS, delay = 5;
+	bool exited = false;
+	for (;;) {
+		if (mount_state(p->dir) == MOUNT_WORKING)
+			return 0;
+		if (!pid_alive(pid)) {
+			exited = true;
+			break;
+		}
+		if (now_ms() >= deadline)
+			break;
+		sleep_ms(delay);
+		if (delay < 50)
+			delay *= 2;
+	}
+	if (!exited) {
+		(void)kill(pid, SIGKILL); /* best effort: it may exit on its own meanwhile */
+		(void)wait_gone(pid, 1000);
+	}
+	(void)detach_mounts(p->dir); /* best effort: the error below matters more */
+	(void)unlink(p->pid);
+	char tail[1024];
+	log_tail(p, tail, sizeof tail);
+	if (exited) {
+		(void)err_set(0, "lxcfs exited before serving '%s'; %s ends: %s", p->dir, p->log,
+			      *tail ? tail : "(empty)");
+		return -EIO;
+	}
+	(void)err_set(0, "lxcfs did not serve '%s' within %d s; %s ends: %s", p->dir, LXCFS_TIMEOUT_MS / 1000,
+		      p->log, *tail ? tail : "(empty)");
+	return -ETIMEDOUT;
+}
+
+/* Serialize check-and-start and stop between commands: flock on <dir>.lock,
+ * released when the returned fd is closed. */
+static int lock_dir(const struct lxcfs_paths *p)
+{
+	_cleanup_close_ int fd = open(p->lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(errno, "open '%s'", p->lock);
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return err_set(errno, "lock '%s'", p->lock);
+	return TAKE_FD(fd);
 }
 
 int lxcfs_ensure(const char *dir)
 {
-	if (works(dir))
+	struct lxcfs_paths p;
+	int r = paths_init(dir, true, &p);
+	if (r < 0)
+		return r;
+	if (mount_state(p.dir) == MOUNT_WORKING)
 		return 0;
 	if (access(LXCFS_BIN, X_OK) < 0)
-		return err_set(ENOENT, "lxcfs is not installed (Debian package lxcfs): %s", LXCFS_BIN);
-	int r = mkdir_p(dir, 0755);
-	if (r < 0)
-		return err_wrap(r, "LXCFS directory '%s'", dir);
-	char lockpath[4096];
-	snprintf(lockpath, sizeof lockpath, "%s.lock", dir);
-	_cleanup_close_ int lock = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		return err_set(ENOENT, "LXCFS directory '%s': lxcfs is not installed (Debian package lxcfs): %s",
+			       p.dir, LXCFS_BIN);
+	_cleanup_close_ int lock = lock_dir(&p);
 	if (lock < 0)
-		return err_set(errno, "open '%s'", lockpath);
-	while (flock(lock, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return err_set(errno, "lock '%s'", lockpath);
-	if (works(dir))
-		return 0; /* started by another command meanwhile */
-	/* A daemon that died leaves a mount that answers ENOTCONN. */
-	if (is_fuse(dir) && umount2(dir, MNT_DETACH) < 0)
-		return err_set(errno, "detach the stale LXCFS mount '%s'", dir);
-	pid_t old = read_pid(dir);
-	if (old > 0)
-		(void)kill(old, SIGKILL); /* best effort: a daemon that does not answer */
-	if ((r = spawn(dir)) < 0)
+		return lock;
+	if (mount_state(p.dir) == MOUNT_WORKING)
+		return 0; /* another command started it while we waited for the lock */
+	/* A daemon that hangs, or a mount whose daemon died (reads fail with
+	 * ENOTCONN): clear both before starting afresh. */
+	stop_recorded(&p, 0);
+	if ((r = detach_mounts(p.dir)) < 0)
 		return r;
-	for (int waited = 0; waited < READY_TIMEOUT_MS; waited += 20) {
-		if (works(dir))
-			return 0;
-		sleep_ms(20);
-	}
-	pid_t pid = read_pid(dir);
-	if (pid > 0)
-		(void)kill(pid, SIGKILL);
-	char tail[400];
-	log_tail(dir, tail, sizeof tail);
-	return err_set(ETIMEDOUT, "lxcfs did not come up on '%s' within %d s: %s", dir, READY_TIMEOUT_MS / 1000,
-		       *tail ? tail : "(no output)");
+	if (mkdir(p.dir, 0755) < 0 && errno != EEXIST)
+		return err_set(errno, "LXCFS directory '%s': mkdir", p.dir);
+	pid_t pid = -1;
+	if ((r = spawn(&p, &pid)) < 0)
+		return r;
+	return wait_ready(&p, pid);
 }
 
 int lxcfs_stop(const char *dir)
 {
-	pid_t pid = read_pid(dir);
-	if (pid > 0 && kill(pid, SIGTERM) == 0) {
-		int waited = 0;
-		while (kill(pid, 0) == 0 && waited < READY_TIMEOUT_MS) {
-			sleep_ms(20);
-			waited += 20;
-		}
-		if (waited >= READY_TIMEOUT_MS)
-			(void)kill(pid, SIGKILL);
-	}
-	if (is_fuse(dir) && umount2(dir, MNT_DETACH) < 0)
-		return err_set(errno, "unmount '%s'", dir);
-	char path[4096];
-	snprintf(path, sizeof path, "%s.pid", dir);
-	(void)unlink(path);
+	struct lxcfs_paths p;
+	int r = paths_init(dir, false, &p);
+	if (r == -ENOENT)
+		return 0; /* no parent directory, nothing can run there */
+	if (r < 0)
+		return r;
+	_cleanup_close_ int lock = lock_dir(&p);
+	if (lock < 0)
+		return lock;
+	stop_recorded(&p, LXCFS_TIMEOUT_MS);
+	if ((r = detach_mounts(p.dir)) < 0)
+		return r;
+	if (unlink(p.pid) < 0 && errno != ENOENT)
+		return err_set(errno, "remove '%s'", p.pid);
 	return 0;
 }
 
-static const struct lxcfs_bind table[] = {
-	{ "proc/cpuinfo", "/proc/cpuinfo" },   { "proc/diskstats", "/proc/diskstats" },
-	{ "proc/loadavg", "/proc/loadavg" },   { "proc/meminfo", "/proc/meminfo" },
-	{ "proc/stat", "/proc/stat" },         { "proc/swaps", "/proc/swaps" },
-	{ "proc/uptime", "/proc/uptime" },     { "proc/slabinfo", "/proc/slabinfo" },
+static const struct lxcfs_bind bind_table[] = {
+	{ "proc/cpuinfo", "/proc/cpuinfo" },
+	{ "proc/diskstats", "/proc/diskstats" },
+	{ "proc/loadavg", "/proc/loadavg" },
+	{ "proc/meminfo", "/proc/meminfo" },
+	{ "proc/stat", "/proc/stat" },
+	{ "proc/swaps", "/proc/swaps" },
+	{ "proc/uptime", "/proc/uptime" },
+	{ "proc/slabinfo", "/proc/slabinfo" },
 	{ "sys/devices/system/cpu/online", "/sys/devices/system/cpu/online" },
 };
 
+/* Only from a FUSE mount: files someone left in a plain directory must not
+ * end up over an instance's /proc. No mount, no binds (not an error). */
 int lxcfs_binds(const char *dir, struct lxcfs_bind **ret, size_t *ret_n)
 {
-	struct lxcfs_bind *v = calloc(sizeof table / sizeof *table, sizeof *v);
+	_cleanup_free_ struct lxcfs_bind *v = calloc(ARRAY_SIZE(bind_table), sizeof *v);
 	if (!v)
-		return err_set(ENOMEM, "lxcfs");
+		return err_set(ENOMEM, "LXCFS directory '%s': binds", dir);
 	size_t n = 0;
-	_cleanup_close_ int dfd = is_fuse(dir) ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	for (size_t i = 0; dfd >= 0 && i < sizeof table / sizeof *table; i++)
-		if (faccessat(dfd, table[i].source, F_OK, 0) == 0)
-			v[n++] = table[i];
-	*ret = v;
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct statfs sf;
+	if (dfd >= 0 && fstatfs(dfd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC)
+		for (size_t i = 0; i < ARRAY_SIZE(bind_table); i++)
+			if (faccessat(dfd, bind_table[i].source, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+				v[n++] = bind_table[i];
+	*ret = TAKE_PTR(v);
 	*ret_n = n;
 	return 0;
 }
