@@ -3,6 +3,7 @@
 #include "instance-internal.h"
 #include "storage.h"
 #include "runtime/container.h"
+#include "sandbox/selfexe.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -162,6 +163,26 @@ static char *run_dir_for(const char *state_dir)
 	return asprintf(&r, "%s/run", state_dir) < 0 ? NULL : r;
 }
 
+/* The init of an instance is exec'd from the static isola-oci installed
+ * beside isola when there is one: it starts in a fraction of the time the
+ * dynamically linked manager takes to load its libraries, and it is a path
+ * in every mount namespace (open_tree on /proc/self/exe fails in the
+ * monitor's own namespace). */
+static void use_static_runtime(void)
+{
+	static char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+	if (n <= 0)
+		return;
+	path[n] = 0;
+	char *slash = strrchr(path, '/');
+	if (!slash)
+		return;
+	strcpy(slash + 1, "isola-oci");
+	if (access(path, X_OK) == 0)
+		selfexe_set_path(path);
+}
+
 int manager_open(const char *state_dir, struct manager **ret)
 {
 	struct manager *m = calloc(1, sizeof *m);
@@ -182,6 +203,7 @@ int manager_open(const char *state_dir, struct manager **ret)
 	}
 	if ((r = image_store_open(abs, &m->images)) < 0)
 		goto fail;
+	use_static_runtime();
 	m->db = image_store_db(m->images);
 	const char *dirs[] = { m->instances_dir, m->locks_dir, m->run_dir };
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)

@@ -15,11 +15,18 @@
 #define MFD_EXEC 0x0010U
 #endif
 
+static const char *exe_path = "/proc/self/exe";
+
+void selfexe_set_path(const char *path)
+{
+	exe_path = path ? path : "/proc/self/exe";
+}
+
 /* A detached bind mount of the binary, made read-only: writes through
  * /proc/PID/exe then fail with EROFS, and nobody else can reach the mount. */
 static int ro_bind_fd(void)
 {
-	_cleanup_close_ int tree = (int)syscall(SYS_open_tree, AT_FDCWD, "/proc/self/exe",
+	_cleanup_close_ int tree = (int)syscall(SYS_open_tree, AT_FDCWD, exe_path,
 						 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	if (tree < 0)
 		return -errno;
@@ -31,12 +38,12 @@ static int ro_bind_fd(void)
 
 static int sealed_memfd(void)
 {
-	_cleanup_close_ int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int src = open(exe_path, O_RDONLY | O_CLOEXEC);
 	if (src < 0)
-		return err_set(errno, "open /proc/self/exe");
+		return err_set(errno, "open %s", exe_path);
 	struct stat st;
 	if (fstat(src, &st) < 0)
-		return err_set(errno, "stat /proc/self/exe");
+		return err_set(errno, "stat %s", exe_path);
 	_cleanup_close_ int mfd = memfd_create("isola-oci", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
 	if (mfd < 0 && errno == EINVAL)
 		mfd = memfd_create("isola-oci", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -48,7 +55,7 @@ static int sealed_memfd(void)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return err_set(errno, "copy /proc/self/exe");
+			return err_set(errno, "copy %s", exe_path);
 		}
 		if (n == 0)
 			break;

@@ -6,3 +6,7 @@
  * read-only bind mount of /proc/self/exe, or a sealed memfd copy where
  * mounts are not permitted (rootless). */
 int selfexe_protected_fd(void);
+/* The binary to run as the init instead of this one (the manager `isola`
+ * hands the static isola-oci, which starts faster than itself); NULL:
+ * /proc/self/exe. The string must outlive every container start. */
+void selfexe_set_path(const char *path);
