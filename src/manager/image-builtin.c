@@ -207,7 +207,7 @@ int image_builtin_build(int root_fd, char fingerprint[IMAGE_FINGERPRINT_LEN + 1]
 		{ "etc/hostname", "isola\n" }, { "etc/hosts", "" }, { "etc/resolv.conf", "" },
 		/* busybox init as a system container's PID 1: a shell on the
 		 * console; SIGPWR (isola stop) runs the shutdown actions. */
-		{ "etc/inittab", "::sysinit:/etc/init.d/rcS\n::respawn:-/bin/sh\n::shutdown:/bin/sync\n" },
+		{ "etc/inittab", "::sysinit:/etc/init.d/rcS\n::respawn:-/bin/cttyhack /bin/sh -l\n::shutdown:/bin/sync\n" },
 		{ "etc/init.d/rcS", "#!/bin/sh\necho \"isola: $(hostname) is up\"\n" },
 	};
 	if ((r = mkdirs(root_fd, "etc/init.d", 0755)) < 0)
