@@ -135,4 +135,6 @@ unshare -m --propagation private sh -c '
 	exec "$@"' sh /usr/bin/python3 "$here/reaper.py" "$here/cases.sh" || status=$?
 
 /usr/bin/python3 "$here/summary.py" "$BENCH_RAW" "$build/bench-results" "${runtimes[@]}"
+# The instance manager against Debian's LXC (bench/instances.sh).
+"$here/instances.sh" "$build" || status=$?
 exit $status

@@ -37,4 +37,4 @@ int instance_resources_json(struct manager *m, const struct instance *in, json_t
  * remove the runtime state. */
 int instance_kill_now(struct manager *m, const char *name);
 /* Apply the instance's limits to its running cgroup after `key` changed. */
-int instance_apply_limits(struct manager *m, const struct instance *in, const char *key, const char *old);
+int instance_apply_limits(struct manager *m, const struct instance *in, const char *key);

@@ -636,7 +636,6 @@ static bool wait_gone(pid_t pid, int timeout_ms)
 
 int instance_kill_now(struct manager *m, const char *name)
 {
-	pid_t mon = instance_monitor_pid(m, name);
 	container_state st;
 	if (container_load(m->run_dir, name, &st) == 0) {
 		container_state_clear(&st);
@@ -646,9 +645,8 @@ int instance_kill_now(struct manager *m, const char *name)
 			return err_wrap(r, "instance '%s'", name);
 	}
 	err_set(0, "%s", "");
-	if (mon > 0 && !wait_gone(mon, 0)) {
-		/* its exit handler waits for our lock and then finds the row gone */
-	}
+	/* A monitor still alive runs its exit handler once our lock is free; it
+	 * then finds the row gone and exits. */
 	return 0;
 }
 
@@ -828,7 +826,7 @@ static int open_cgroup(struct manager *m, const char *name, cgroup **ret)
 	return r;
 }
 
-int instance_apply_limits(struct manager *m, const struct instance *in, const char *key, const char *old)
+int instance_apply_limits(struct manager *m, const struct instance *in, const char *key)
 {
 	_cleanup_json_ json_t *res = NULL;
 	int r = instance_resources_json(m, in, &res);
@@ -868,7 +866,6 @@ int instance_apply_limits(struct manager *m, const struct instance *in, const ch
 		}
 		}
 	}
-	(void)old;
 	_cleanup_free_ char *text = json_dumps(res, JSON_COMPACT);
 	if (!text)
 		return err_set(ENOMEM, "limits");

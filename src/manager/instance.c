@@ -714,7 +714,6 @@ static int config_change(struct manager *m, const char *name, const char *key, c
 	if ((r = instance_load(m, name, &in)) < 0)
 		return r;
 	instance_fill_live(m, &in, true);
-	char *old = strmap_get(&in.config, key) ? strdup(strmap_get(&in.config, key)) : NULL;
 	if (value)
 		r = strmap_put(&in.config, key, value);
 	else if (strmap_has(&in.config, key))
@@ -725,9 +724,8 @@ static int config_change(struct manager *m, const char *name, const char *key, c
 	    (in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN)) {
 		if (!value)
 			(void)strmap_put(&in.config, key, NULL);
-		r = instance_apply_limits(m, &in, key, old);
+		r = instance_apply_limits(m, &in, key);
 	}
-	free(old);
 	instance_clear(&in);
 	if (r < 0)
 		return r;

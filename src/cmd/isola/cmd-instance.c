@@ -434,5 +434,15 @@ int cmd_monitor_exit(int argc, char **argv)
 	int r = open_manager(&m);
 	if (r == 0)
 		r = instance_monitor_exit(m, argv[1], atoi(argv[2]));
+	if (r < 0 && m) {
+		/* Nobody reads our stderr (/dev/null): the instance's log does. */
+		char *path = instance_path(m, argv[1], "console.log");
+		FILE *f = path ? fopen(path, "ae") : NULL;
+		if (f) {
+			fprintf(f, "\nisola: after the init exited (status %s): %s\n", argv[2], err_msg());
+			fclose(f);
+		}
+		free(path);
+	}
 	return r < 0 ? fail_cmd(r) : 0;
 }
