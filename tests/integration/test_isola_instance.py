@@ -550,3 +550,23 @@ def test_concurrent_commands_are_serialized(host):
     assert sorted([ra, rb]) == [0, 1]
     assert "not found" in (a.stderr.read() + b.stderr.read())
     assert_gone(host, "cc")
+
+
+def test_disk_rate_limits_reach_the_block_cgroup(host):
+    st = os.stat(host.state.parent)
+    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+    part = Path(f"/sys/dev/block/{major}:{minor}/partition")
+    if part.exists():  # the throttle is set on the whole disk
+        disk = Path(f"/sys/dev/block/{major}:{minor}").resolve().parent
+        major, minor = map(int, (disk / "dev").read_text().split(":"))
+    host.ok("launch", "busybox", "disk", "--limit", "disk.read=10MB", "--limit", "disk.write=100iops")
+    v1 = Path("/sys/fs/cgroup/blkio") / host.cgroup_parent() / "disk"
+    if v1.exists():
+        assert f"{major}:{minor} 10000000" in (v1 / "blkio.throttle.read_bps_device").read_text()
+        assert f"{major}:{minor} 100" in (v1 / "blkio.throttle.write_iops_device").read_text()
+    else:
+        io_max = (Path("/sys/fs/cgroup") / host.cgroup_parent() / "disk" / "io.max").read_text()
+        assert f"{major}:{minor} rbps=10000000" in io_max and "wiops=100" in io_max
+    host.ok("config", "unset", "disk", "limits.disk.read")
+    if v1.exists():
+        assert f"{major}:{minor}" not in (v1 / "blkio.throttle.read_bps_device").read_text()
