@@ -25,6 +25,7 @@ lxcpath=$work/lxc
 mkdir -p "$lxcpath"
 printf 'lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n' >"$work/lxc.conf"
 export ISOLA_STATE_DIR=$state
+export ISOLA_LXCFS_DIR=$work/lxcfs
 have_lxc=1
 command -v lxc-create >/dev/null || have_lxc=0
 
@@ -37,6 +38,8 @@ teardown() {
 			lxc-destroy -P "$lxcpath" -n "$c" -f >/dev/null 2>&1 || true
 		done
 	fi
+	if [[ -f $ISOLA_LXCFS_DIR.pid ]]; then kill "$(cat "$ISOLA_LXCFS_DIR.pid")" 2>/dev/null || true; fi
+	umount -l "$ISOLA_LXCFS_DIR" 2>/dev/null || true
 	rm -rf --one-file-system "$work"
 }
 trap teardown EXIT

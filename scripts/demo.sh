@@ -18,9 +18,13 @@ isola=$build/isola
 state=$(mktemp -d /tmp/isola-demo.XXXXXX)
 chmod 711 "$state"
 export ISOLA_STATE_DIR=$state
+# its own LXCFS daemon too, stopped at the end (the host's, if any, stays)
+export ISOLA_LXCFS_DIR=$state/lxcfs
 name=demo
 cleanup() {
 	"$isola" delete --force "$name" >/dev/null 2>&1 || true
+	if [[ -f $ISOLA_LXCFS_DIR.pid ]]; then kill "$(cat "$ISOLA_LXCFS_DIR.pid")" 2>/dev/null || true; fi
+	umount -l "$ISOLA_LXCFS_DIR" 2>/dev/null || true
 	rm -rf --one-file-system "$state"
 }
 trap cleanup EXIT

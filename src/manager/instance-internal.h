@@ -38,3 +38,5 @@ int instance_resources_json(struct manager *m, const struct instance *in, json_t
 int instance_kill_now(struct manager *m, const char *name);
 /* Apply the instance's limits to its running cgroup after `key` changed. */
 int instance_apply_limits(struct manager *m, const struct instance *in, const char *key);
+/* rmdir the instances' cgroup parent on every hierarchy when it is empty. */
+void instance_cgroup_parent_cleanup(const struct manager *m);

@@ -634,6 +634,28 @@ static bool wait_gone(pid_t pid, int timeout_ms)
 	return n > 0;
 }
 
+/* The cgroup parent of this state directory's instances goes with its last
+ * instance: the runtime removes only directories a container made itself. */
+void instance_cgroup_parent_cleanup(const struct manager *m)
+{
+	_cleanup_free_ char *leaf = cgroup_path_for(m, "x");
+	char *slash = leaf ? strrchr(leaf, '/') : NULL;
+	if (!slash || slash == leaf)
+		return;
+	*slash = 0;
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "/sys/fs/cgroup%s", leaf);
+	(void)rmdir(path); /* pure cgroup v2; busy while other instances run */
+	_cleanup_closedir_ DIR *d = opendir("/sys/fs/cgroup");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || e->d_type != DT_DIR)
+			continue;
+		snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s", e->d_name, leaf);
+		(void)rmdir(path);
+	}
+}
+
 int instance_kill_now(struct manager *m, const char *name)
 {
 	container_state st;
@@ -747,6 +769,7 @@ int instance_monitor_exit(struct manager *m, const char *name, int status)
 	_cleanup_free_ char *ssock = instance_path(m, name, "seccomp.sock");
 	if (ssock)
 		(void)unlink(ssock);
+	instance_cgroup_parent_cleanup(m);
 	bool again = !strcmp(in.op, "ready") && wants_restart(&in, status);
 	int64_t v[] = { status, (int64_t)time(NULL), in.restarts + (again ? 1 : 0) };
 	r = instance_update(m, name, "last_exit = ?1, last_exit_at = ?2, restarts = ?3", 3, v);

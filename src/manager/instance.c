@@ -695,7 +695,10 @@ int instance_delete(struct manager *m, const char *name, bool force)
 		return r;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
-	return rc == SQLITE_DONE ? 0 : db_error(m->db, rc, "delete instance");
+	if (rc != SQLITE_DONE)
+		return db_error(m->db, rc, "delete instance");
+	instance_cgroup_parent_cleanup(m);
+	return 0;
 }
 
 /* ---- configuration -------------------------------------------------------- */

@@ -113,17 +113,41 @@ class Host:
                 self.run("delete", "--force", inst["name"])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def lxcfs_dir():
+    """The tests' own LXCFS mount (ISOLA_LXCFS_DIR), stopped at the end: the
+    host's /run/isola/lxcfs, if any, is left alone."""
+    base = tempfile.mkdtemp(prefix="isola-it-lxcfs.", dir="/tmp")
+    os.chmod(base, 0o755)
+    d = Path(base) / "lxcfs"
+    os.environ["ISOLA_LXCFS_DIR"] = str(d)
+    yield d
+    del os.environ["ISOLA_LXCFS_DIR"]
+    pidfile = Path(f"{d}.pid")
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+    wait_for(lambda: not mounts_mentioning(base), what="the LXCFS mount to go")
+    subprocess.run(["rm", "-rf", "--one-file-system", base])
+
+
 @pytest.fixture
-def host():
+def host(lxcfs_dir):
     if not ISOLA.exists():
         pytest.fail(f"{ISOLA} does not exist: build it with `make`", pytrace=False)
     base = tempfile.mkdtemp(prefix="isola-inst.", dir="/tmp")
     h = Host(base)
     yield h
     h.cleanup()
+    cg_left = list(Path("/sys/fs/cgroup").glob(f"*/{h.cgroup_parent()}")) + \
+        list(Path("/sys/fs/cgroup").glob(h.cgroup_parent()))
     left = [m for m in mounts_mentioning(base)]
     subprocess.run(["rm", "-rf", base])
     assert not left, f"mounts left on the host: {left}"
+    assert not cg_left, f"cgroups left on the host: {cg_left}"
 
 
 def assert_gone(h, name, pid=None):
