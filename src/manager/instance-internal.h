@@ -20,6 +20,8 @@ int instance_lock(struct manager *m, const char *name, bool wait, int *ret_fd);
 /* The database row and configuration, status not filled. -ENOENT with
  * "instance 'x' not found". */
 int instance_load(struct manager *m, const char *name, struct instance *ret);
+/* Lock, load and fill the live status; on failure nothing is held. */
+int instance_lock_load(struct manager *m, const char *name, int *ret_lock, struct instance *ret);
 /* Fill status, pid and monitor_pid from the host. */
 void instance_fill_live(struct manager *m, struct instance *in, bool lock_held);
 /* UPDATE instances SET <assignments> WHERE name = ?, with integer binds. */

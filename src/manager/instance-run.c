@@ -603,13 +603,10 @@ static int start_locked(struct manager *m, struct instance *in)
 int instance_start(struct manager *m, const char *name)
 {
 	_cleanup_close_ int lock = -1;
-	int r = instance_lock(m, name, true, &lock);
+	struct instance in;
+	int r = instance_lock_load(m, name, &lock, &in);
 	if (r < 0)
 		return r;
-	struct instance in;
-	if ((r = instance_load(m, name, &in)) < 0)
-		return r;
-	instance_fill_live(m, &in, true);
 	int64_t v[] = { (int64_t)time(NULL) };
 	r = instance_update(m, name, "restarts = 0, stop_requested = 0, last_started_at = ?1", 1, v);
 	if (r == 0)
@@ -675,15 +672,10 @@ int instance_kill_now(struct manager *m, const char *name)
 int instance_stop(struct manager *m, const char *name, bool force, int timeout_s)
 {
 	int lock = -1;
-	int r = instance_lock(m, name, true, &lock);
+	struct instance in;
+	int r = instance_lock_load(m, name, &lock, &in);
 	if (r < 0)
 		return r;
-	struct instance in;
-	if ((r = instance_load(m, name, &in)) < 0) {
-		close(lock);
-		return r;
-	}
-	instance_fill_live(m, &in, true);
 	enum instance_status status = in.status;
 	int sig = stop_signal(&in);
 	instance_clear(&in);
@@ -751,14 +743,10 @@ int instance_monitor_exit(struct manager *m, const char *name, int status)
 	_cleanup_free_ char *pidfile = instance_path(m, name, "monitor.pid");
 	_cleanup_free_ char *sock = instance_path(m, name, "console.sock");
 	int lock = -1;
-	int r = instance_lock(m, name, true, &lock);
-	if (r < 0)
-		return r;
 	struct instance in;
-	if ((r = instance_load(m, name, &in)) < 0) {
-		close(lock);
+	int r = instance_lock_load(m, name, &lock, &in);
+	if (r < 0)
 		return r == -ENOENT ? 0 : r; /* deleted meanwhile */
-	}
 	/* The init is gone; whatever else ran in the instance goes too. */
 	(void)container_kill(m->run_dir, name, SIGKILL, true);
 	clean_runtime(m, name);

@@ -433,6 +433,21 @@ void instance_fill_live(struct manager *m, struct instance *in, bool lock_held)
 		in->status = INSTANCE_STOPPING;
 }
 
+int instance_lock_load(struct manager *m, const char *name, int *ret_lock, struct instance *ret)
+{
+	int lock = -1;
+	int r = instance_lock(m, name, true, &lock);
+	if (r < 0)
+		return r;
+	if ((r = instance_load(m, name, ret)) < 0) {
+		close(lock);
+		return r;
+	}
+	instance_fill_live(m, ret, true);
+	*ret_lock = lock;
+	return 0;
+}
+
 int instance_get(struct manager *m, const char *name, struct instance *ret)
 {
 	int r = instance_load(m, name, ret);
@@ -665,13 +680,10 @@ rollback:
 int instance_delete(struct manager *m, const char *name, bool force)
 {
 	_cleanup_close_ int lock = -1;
-	int r = instance_lock(m, name, true, &lock);
+	struct instance in;
+	int r = instance_lock_load(m, name, &lock, &in);
 	if (r < 0)
 		return r;
-	struct instance in;
-	if ((r = instance_load(m, name, &in)) < 0)
-		return r;
-	instance_fill_live(m, &in, true);
 	bool live = in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN || in.status == INSTANCE_STARTING;
 	instance_clear(&in);
 	if (live && !force)
@@ -711,12 +723,9 @@ static int config_change(struct manager *m, const char *name, const char *key, c
 	if (!value && strncmp(key, "limits.", 7) && strncmp(key, "boot.", 5) && strncmp(key, "environment.", 12))
 		return err_refuse(EINVAL, "%s: unknown configuration key", key);
 	_cleanup_close_ int lock = -1;
-	if ((r = instance_lock(m, name, true, &lock)) < 0)
-		return r;
 	struct instance in;
-	if ((r = instance_load(m, name, &in)) < 0)
+	if ((r = instance_lock_load(m, name, &lock, &in)) < 0)
 		return r;
-	instance_fill_live(m, &in, true);
 	if (value)
 		r = strmap_put(&in.config, key, value);
 	else if (strmap_has(&in.config, key))
