@@ -594,3 +594,41 @@ def test_disk_rate_limits_reach_the_block_cgroup(host):
     host.ok("config", "unset", "disk", "limits.disk.read")
     if v1.exists():
         assert f"{major}:{minor}" not in (v1 / "blkio.throttle.read_bps_device").read_text()
+
+
+def test_console_on_a_terminal_detaches_with_ctrl_a_q(host):
+    import pty
+    import select
+    host.ok("launch", "busybox", "tty1")
+    wait_for(lambda: "is up" in host.ok("logs", "tty1"), what="boot")
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(ISOLA), "console", "tty1"], stdin=slave, stdout=slave, stderr=slave,
+                         env=host.env, start_new_session=True)
+    os.close(slave)
+    seen = b""
+
+    def read_until(needle, timeout=10):
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while needle not in seen and time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return needle in seen
+
+    try:
+        assert read_until(b"ctrl>+a q"), seen
+        os.write(master, b"echo tty-$((3*5))\r")
+        assert read_until(b"tty-15"), seen
+        os.write(master, b"\x01q")
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    # detaching leaves the instance running
+    assert host.info("tty1")["status"] == "running"
