@@ -438,6 +438,11 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 	int r;
 	if (!dir || !exe)
 		return err_set(ENOMEM, "start instance '%s'", in->name);
+	char mon[PATH_MAX];
+	snprintf(mon, sizeof mon, "%s/isola-monitor", dirname(strcpy((char[PATH_MAX]){ 0 }, exe)));
+	/* checked before anything starts: once we report success, we exec it */
+	if (access(mon, X_OK) < 0)
+		return err_set(errno, "the instance monitor '%s' (installed beside isola)", mon);
 	if ((r = image_rootfs_path(m->images, in->image, &rootfs)) < 0)
 		return r;
 	if ((r = storage_mount(dir, rootfs, in->idmap_base)) < 0)
@@ -494,10 +499,9 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 		close(report_fd);
 
 	/* Become the monitor: it inherits the init as its child. */
-	char mon[PATH_MAX], pidstr[16], masterstr[16], sockstr[16], ssockstr[16], notifystr[16];
+	char pidstr[16], masterstr[16], sockstr[16], ssockstr[16], notifystr[16];
 	char mem_limit[PATH_MAX], mem_usage[PATH_MAX], pids[PATH_MAX];
 	sysinfo_files(m, in->name, mem_limit, mem_usage, pids);
-	snprintf(mon, sizeof mon, "%s/isola-monitor", dirname(strcpy((char[PATH_MAX]){ 0 }, exe)));
 	snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
 	snprintf(masterstr, sizeof masterstr, "%d", master);
 	snprintf(sockstr, sizeof sockstr, "%d", lsock);
