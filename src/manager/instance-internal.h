@@ -42,3 +42,5 @@ int instance_kill_now(struct manager *m, const char *name);
 int instance_apply_limits(struct manager *m, const struct instance *in, const char *key);
 /* rmdir the instances' cgroup parent on every hierarchy when it is empty. */
 void instance_cgroup_parent_cleanup(const struct manager *m);
+/* Wait up to timeout_ms (-1: forever) for a process (not our child) to end. */
+bool instance_wait_gone(pid_t pid, int timeout_ms);

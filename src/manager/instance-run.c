@@ -621,7 +621,7 @@ int instance_start(struct manager *m, const char *name)
 
 /* ---- stop ----------------------------------------------------------------- */
 
-static bool wait_gone(pid_t pid, int timeout_ms)
+bool instance_wait_gone(pid_t pid, int timeout_ms)
 {
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (fd < 0)
@@ -700,11 +700,11 @@ int instance_stop(struct manager *m, const char *name, bool force, int timeout_s
 	if (r < 0 && r != -ESRCH)
 		return r;
 	if (mon > 0) {
-		if (!wait_gone(mon, timeout_s < 0 ? -1 : timeout_s * 1000) && sig != SIGKILL) {
+		if (!instance_wait_gone(mon, timeout_s < 0 ? -1 : timeout_s * 1000) && sig != SIGKILL) {
 			(void)container_kill(m->run_dir, name, SIGKILL, true);
 			sig = SIGKILL;
 		}
-		if (!wait_gone(mon, 30000))
+		if (!instance_wait_gone(mon, 30000))
 			return err_set(ETIMEDOUT, "instance '%s': its monitor (pid %d) did not record the exit",
 				       name, (int)mon);
 		err_set(0, "%s", "");

@@ -684,6 +684,7 @@ int instance_delete(struct manager *m, const char *name, bool force)
 	int r = instance_lock_load(m, name, &lock, &in);
 	if (r < 0)
 		return r;
+	pid_t mon = in.monitor_pid;
 	bool live = in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN || in.status == INSTANCE_STARTING;
 	instance_clear(&in);
 	if (live && !force)
@@ -710,6 +711,11 @@ int instance_delete(struct manager *m, const char *name, bool force)
 	if (rc != SQLITE_DONE)
 		return db_error(m->db, rc, "delete instance");
 	instance_cgroup_parent_cleanup(m);
+	/* The monitor's exit handler needs the lock, then finds the row gone:
+	 * return once it has, so that no process of the instance outlives us. */
+	close(TAKE_FD(lock));
+	if (mon > 0)
+		(void)instance_wait_gone(mon, 10000);
 	return 0;
 }
 

@@ -51,6 +51,21 @@ def proc_environ_has(pid, needle):
         return False
 
 
+def processes_mentioning(text):
+    """Processes (not zombies) whose command line mentions text."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if text in (p / "cmdline").read_bytes().decode(errors="replace") and \
+                    (p / "stat").read_text().split(") ")[1][0] != "Z":
+                found.append(int(p.name))
+        except OSError:
+            pass
+    return found
+
+
 def mounts_mentioning(text):
     return [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if text in line]
 
@@ -145,7 +160,10 @@ def host(lxcfs_dir):
     cg_left = list(Path("/sys/fs/cgroup").glob(f"*/{h.cgroup_parent()}")) + \
         list(Path("/sys/fs/cgroup").glob(h.cgroup_parent()))
     left = [m for m in mounts_mentioning(base)]
+    procs = processes_mentioning(str(h.state))
     subprocess.run(["rm", "-rf", base])
+    assert not procs, f"processes left after delete: {procs}"
+    assert not Path(base).exists(), "the state directory was written to after the last delete"
     assert not left, f"mounts left on the host: {left}"
     assert not cg_left, f"cgroups left on the host: {cg_left}"
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static void manager_closep(struct manager **m) { if (*m) manager_close(*m); }
 #define _cleanup_manager_ _cleanup_(manager_closep)
@@ -430,6 +431,11 @@ int cmd_monitor_exit(int argc, char **argv)
 {
 	if (argc != 3)
 		return usage_error("__monitor-exit", "expected NAME STATUS");
+	/* A state directory removed meanwhile is not made anew. */
+	char db[4096];
+	snprintf(db, sizeof db, "%s/isola.db", g.state_dir);
+	if (access(db, F_OK) < 0)
+		return 0;
 	_cleanup_manager_ struct manager *m = NULL;
 	int r = open_manager(&m);
 	if (r == 0)
