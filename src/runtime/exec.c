@@ -83,6 +83,10 @@ static int build_process(const struct exec_opts *o, json_t *config, json_t **ret
 		json_object_set_new(proc, "cwd", json_string(o->cwd));
 	if (r == 0 && o->tty >= 0)
 		json_object_set_new(proc, "terminal", json_boolean(o->tty));
+	/* The size is set before the process runs: a copy made afterwards
+	 * races with its first look at the terminal. */
+	if (r == 0 && o->tty == 1 && o->rows && o->cols)
+		json_object_set_new(proc, "consoleSize", json_pack("{s:i, s:i}", "height", o->rows, "width", o->cols));
 	if (r == 0 && o->no_new_privs)
 		json_object_set_new(proc, "noNewPrivileges", json_true());
 	json_t *user = json_object_get(proc, "user");

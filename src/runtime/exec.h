@@ -12,6 +12,7 @@ struct exec_opts {
 	char **additional_gids;       /* --additional-gids, NULL-terminated or NULL */
 	char **caps;                  /* --cap, NULL-terminated or NULL */
 	int tty;                      /* -1 unset, 0/1 */
+	unsigned short rows, cols;    /* the caller's terminal size for the new pty, 0: unknown */
 	bool no_new_privs;
 	const char *console_socket;   /* path, or NULL */
 	int console_fd;               /* connected socket, or -1 */

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
@@ -87,6 +88,11 @@ int cmd_exec(int argc, char **argv)
 		block_forwarded_signals(&mask);
 	}
 	pid_t pid;
+	struct winsize ws;
+	if (o.tty == 1 && ioctl(0, TIOCGWINSZ, &ws) == 0) {
+		o.rows = ws.ws_row;
+		o.cols = ws.ws_col;
+	}
 	int r = container_exec(&o, &pid);
 	if (csock[1] >= 0)
 		close(csock[1]);

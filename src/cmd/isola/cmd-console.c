@@ -98,6 +98,11 @@ int cmd_exec(int argc, char **argv)
 	struct exec_opts o = { .root = manager_run_dir(m), .id = name, .args = argv + dd + 1, .env = env, .cwd = cwd,
 			       .user = user, .tty = tty, .console_fd = csock[1], .preserve_fds = 0 };
 	pid_t pid;
+	struct winsize ws;
+	if (o.tty == 1 && ioctl(0, TIOCGWINSZ, &ws) == 0) {
+		o.rows = ws.ws_row;
+		o.cols = ws.ws_col;
+	}
 	r = container_exec(&o, &pid);
 	for (size_t i = 0; i < ne; i++)
 		free(env[i]);
