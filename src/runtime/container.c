@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -282,66 +283,29 @@ static int child_wait_go(int sync)
 	return 0;
 }
 
-/* Runs in the cloned child, still the runtime's image; ends in execveat of
- * the protected runtime binary as `isola-oci init`. Errors go to the
- * runtime over the sync socket. */
-static __attribute__((noreturn)) void child_main(struct child_args *a)
+int runtime_join_namespaces(const oci_spec *s, const int ns_fds[NS__MAX], bool skip_mnt)
 {
-	const oci_spec *s = a->s;
-	int r = 0;
-	if (a->slow) {
-		if (a->ns_fds[NS_USER] >= 0 && setns(a->ns_fds[NS_USER], CLONE_NEWUSER) < 0) {
-			r = err_set(errno, "linux.namespaces: join user namespace '%s'", s->linux.ns[NS_USER].path);
-			goto fail;
-		}
-		for (int t = 0; t < NS__MAX; t++)
-			if (t != NS_USER && !(t == NS_MOUNT && a->defer_mnt) && a->ns_fds[t] >= 0 &&
-			    setns(a->ns_fds[t], spec_ns_clone_flags[t]) < 0) {
-				r = err_set(errno, "linux.namespaces: join %s namespace '%s'", spec_ns_names[t], s->linux.ns[t].path);
-				goto fail;
-			}
-		if (a->userns_new) {
-			if (unshare(CLONE_NEWUSER) < 0) {
-				r = err_set(errno, "unshare user namespace");
-				goto fail;
-			}
-			if (sync_send(a->sync, SYNC_NEED_MAP, NULL, 0, -1) < 0 || child_wait_go(a->sync) < 0)
-				_exit(1);
-		}
-		if (a->unshare_flags && unshare(a->unshare_flags) < 0) {
-			r = err_set(errno, "unshare namespaces 0x%x", a->unshare_flags);
-			goto fail;
-		}
-		if (!a->userns_new && child_wait_go(a->sync) < 0)
-			_exit(1);
-		if (s->linux.ns[NS_PID].present) {
-			/* A new or joined pid namespace applies to children only. */
-			pid_t pid = fork();
-			if (pid < 0) {
-				r = err_set(errno, "fork into the pid namespace");
-				goto fail;
-			}
-			if (pid > 0) {
-				int32_t p = pid;
-				(void)sync_send(a->sync, SYNC_PID, &p, sizeof p, -1);
-				_exit(0);
-			}
-		}
-	} else if (child_wait_go(a->sync) < 0) {
-		_exit(1);
-	}
+	/* The user namespace first: it owns the others and grants the
+	 * capabilities to join them. */
+	if (ns_fds[NS_USER] >= 0 && setns(ns_fds[NS_USER], CLONE_NEWUSER) < 0)
+		return err_set(errno, "linux.namespaces: join user namespace '%s'", s->linux.ns[NS_USER].path);
+	for (int t = 0; t < NS__MAX; t++)
+		if (t != NS_USER && !(t == NS_MOUNT && skip_mnt) && ns_fds[t] >= 0 &&
+		    setns(ns_fds[t], spec_ns_clone_flags[t]) < 0)
+			return err_set(errno, "linux.namespaces: join %s namespace '%s'", spec_ns_names[t], s->linux.ns[t].path);
+	return 0;
+}
+
+int runtime_late_namespaces(const oci_spec *s)
+{
 	if (s->linux.ns[NS_USER].present && setresgid(0, 0, 0) == 0)
 		(void)setresuid(0, 0, 0);
-	if (s->linux.ns[NS_CGROUP].present && !s->linux.ns[NS_CGROUP].path && unshare(CLONE_NEWCGROUP) < 0) {
-		r = err_set(errno, "unshare cgroup namespace");
-		goto fail;
-	}
+	if (s->linux.ns[NS_CGROUP].present && !s->linux.ns[NS_CGROUP].path && unshare(CLONE_NEWCGROUP) < 0)
+		return err_set(errno, "unshare cgroup namespace");
 	if (s->linux.ns[NS_TIME].present && !s->linux.ns[NS_TIME].path &&
 	    (s->linux.time_offsets[0].has || s->linux.time_offsets[1].has)) {
-		if (unshare(CLONE_NEWTIME) < 0) {
-			r = err_set(errno, "unshare time namespace");
-			goto fail;
-		}
+		if (unshare(CLONE_NEWTIME) < 0)
+			return err_set(errno, "unshare time namespace");
 		char buf[128];
 		int n = 0;
 		static const char *const clk[2] = { "monotonic", "boottime" };
@@ -349,15 +313,41 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 			if (s->linux.time_offsets[i].has)
 				n += snprintf(buf + n, sizeof buf - n, "%s %lld %u\n", clk[i],
 					      (long long)s->linux.time_offsets[i].secs, s->linux.time_offsets[i].nanosecs);
-		if ((r = write_file_at(AT_FDCWD, "/proc/self/timens_offsets", buf, (size_t)n)) < 0) {
-			err_wrap(r, "linux.timeOffsets");
-			goto fail;
-		}
+		int r = write_file_at(AT_FDCWD, "/proc/self/timens_offsets", buf, (size_t)n);
+		if (r < 0)
+			return err_wrap(r, "linux.timeOffsets");
 	}
-	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd, a->defer_mnt ? a->ns_fds[NS_MOUNT] : -1 };
+	return 0;
+}
+
+/* Runs in the cloned child, still the runtime's image; ends in execveat of
+ * the protected runtime binary as `isola-oci init`. Errors go to the
+ * runtime over the sync socket.
+ *
+ * Fast path: clone3 made every namespace; once the runtime has written the
+ * id maps and moved us into the cgroup, finish and re-execute.
+ * Slow path (namespaces joined by path, and exec): re-execute at once, in
+ * the host's namespaces with the host's credentials, so that the kernel
+ * ties the new image to the host's user namespace; the init joins and
+ * creates the namespaces afterwards (init.c, slow_enter). Joining first
+ * would tie it to the container's user namespace, where the container's
+ * root could ptrace it even when it is not dumpable. */
+static __attribute__((noreturn)) void child_main(struct child_args *a)
+{
+	int r = 0;
+	if (!a->slow) {
+		if (child_wait_go(a->sync) < 0)
+			_exit(1);
+		if ((r = runtime_late_namespaces(a->s)) < 0)
+			goto fail;
+	}
+	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
 		if (keep[i] >= 0)
 			(void)fcntl(keep[i], F_SETFD, 0);
+	for (int t = 0; a->slow && t < NS__MAX; t++)
+		if (a->ns_fds[t] >= 0)
+			(void)fcntl(a->ns_fds[t], F_SETFD, 0);
 	char fdstr[16];
 	snprintf(fdstr, sizeof fdstr, "%d", a->sync);
 	char *argv[] = { "isola-oci", "init", fdstr, NULL };
@@ -367,6 +357,40 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 fail:
 	sync_send_error(a->sync);
 	_exit(1);
+}
+
+int runtime_fork_pidns(int sync)
+{
+	int gate[2];
+	if (pipe2(gate, O_CLOEXEC) < 0)
+		return err_set(errno, "pipe");
+	/* A new or joined pid namespace applies to children only. */
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(gate[0]);
+		close(gate[1]);
+		return err_set(e, "fork into the pid namespace");
+	}
+	if (pid == 0) {
+		/* Wait until the parent has reported us and exited (its end of
+		 * the gate closes), so that SYNC_PID is the first message the
+		 * runtime reads from this side. */
+		char c;
+		close(gate[1]);
+		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(gate[0]);
+		return 0;
+	}
+	close(gate[0]);
+	/* Our child cannot be reaped before we exit, so the pidfd is surely
+	 * its own: the runtime signals it through that, never by a pid that
+	 * may have been reused. */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int32_t p = pid;
+	int r = sync_send(sync, SYNC_PID, &p, sizeof p, pidfd);
+	_exit(r < 0 ? 1 : 0);
 }
 
 static pid_t runtime_clone_child(struct child_args *a, int clone_flags)
@@ -403,15 +427,15 @@ struct create_ctx {
 	char dirpath[PATH_MAX];
 	cgroup *cg;
 	pid_t child, init;
+	int init_pidfd; /* the init when it is not our child (slow path), or -1 */
 };
 
 static void create_revert(struct create_ctx *c)
 {
-	if (c->init > 0) {
-		kill(c->init, SIGKILL);
-		if (c->init != c->child)
-			(void)0; /* grandchild: reaped by the subreaper */
-	}
+	if (c->init_pidfd >= 0)
+		(void)syscall(SYS_pidfd_send_signal, c->init_pidfd, SIGKILL, NULL, 0);
+	else if (c->init > 0 && c->init == c->child)
+		kill(c->init, SIGKILL); /* our child, not reaped yet: the pid is its own */
 	if (c->child > 0) {
 		kill(c->child, SIGKILL);
 		waitpid(c->child, NULL, 0);
@@ -525,17 +549,51 @@ int runtime_send_listener(const oci_spec *s, const char *id, const char *status,
 	return seccomp_send_listener(s->linux.seccomp.listener_path, text, fd);
 }
 
+static int send_config(int sync, const oci_spec *s, struct child_args *ca, const char *raw, size_t rawlen,
+		       const struct create_opts *o)
+{
+	struct init_opts io = { 0 };
+	io.flags = (o->no_pivot ? INIT_NO_PIVOT : 0) |
+		   (s->hooks[HOOK_CREATE_RUNTIME].n ? INIT_WANT_HOOKS : 0) |
+		   (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
+		   (s->linux.ns[NS_CGROUP].present ? INIT_CGROUPNS : 0) |
+		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) |
+		   (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0) |
+		   (s->linux.ns[NS_PID].path ? INIT_SHARED_PIDNS : 0) |
+		   (ca->slow ? INIT_SLOW : 0) | (ca->slow && ca->userns_new ? INIT_USERNS_NEW : 0);
+	io.fifo_fd = ca->fifo_fd;
+	for (int t = 0; t < NS__MAX; t++)
+		io.ns_fds[t] = ca->slow ? ca->ns_fds[t] : -1;
+	io.unshare_flags = ca->slow ? ca->unshare_flags : 0;
+	io.status_fd = ca->status_fd;
+	io.console_fd = ca->console_fd;
+	io.preserve_fds = o->preserve_fds;
+	snprintf(io.id, sizeof io.id, "%s", o->id);
+	snprintf(io.bundle, sizeof io.bundle, "%s", s->bundle);
+	int r;
+	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
+	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
+		return err_set(-r, "send the configuration to the container init");
+	return 0;
+}
+
+/* The runtime's side of create. Fast path: the child has every namespace;
+ * write its id maps, put it in the cgroup, let it re-execute, send it the
+ * config. Slow path: the child has re-executed at once and reads the config
+ * first; it asks for its id maps after unsharing the user namespace, waits
+ * to be put in the cgroup, and reports the pid it forked into the pid
+ * namespace. */
 static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct create_ctx *c,
 		     const char *raw, size_t rawlen, const struct create_opts *o)
 {
 	int r;
 	struct sync_msg m;
-	if (ca->slow) {
-		if (ca->userns_new) {
-			if ((r = sync_expect(sync, SYNC_NEED_MAP, &m)) < 0)
-				return r;
-			sync_msg_clear(&m);
-		}
+	if (ca->slow && (r = send_config(sync, s, ca, raw, rawlen, o)) < 0)
+		return r;
+	if (ca->slow && ca->userns_new) {
+		if ((r = sync_expect(sync, SYNC_NEED_MAP, &m)) < 0)
+			return r;
+		sync_msg_clear(&m);
 	}
 	if (ca->userns_new && (r = userns_write_maps(c->child, s->linux.uid_mappings, s->linux.n_uid_mappings,
 						     s->linux.gid_mappings, s->linux.n_gid_mappings)) < 0)
@@ -550,8 +608,10 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 			return r;
 		int32_t p;
 		memcpy(&p, m.data, sizeof p);
-		sync_msg_clear(&m);
 		c->init = p;
+		c->init_pidfd = m.fd;
+		m.fd = -1;
+		sync_msg_clear(&m);
 		waitpid(c->child, NULL, 0);
 		c->child = 0;
 	}
@@ -562,24 +622,8 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		if ((r = write_str(path, val)) < 0)
 			return err_wrap(r, "process.oomScoreAdj");
 	}
-	struct init_opts io = { 0 };
-	io.flags = (o->no_pivot ? INIT_NO_PIVOT : 0) |
-		   (s->hooks[HOOK_CREATE_RUNTIME].n ? INIT_WANT_HOOKS : 0) |
-		   (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
-		   (s->linux.ns[NS_CGROUP].present ? INIT_CGROUPNS : 0) |
-		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) |
-		   (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0);
-	io.fifo_fd = ca->fifo_fd;
-	io.mnt_fd = -1;
-	io.status_fd = ca->status_fd;
-	io.console_fd = ca->console_fd;
-	io.preserve_fds = o->preserve_fds;
-	io.host_pid = c->init;
-	snprintf(io.id, sizeof io.id, "%s", o->id);
-	snprintf(io.bundle, sizeof io.bundle, "%s", s->bundle);
-	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
-	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
-		return err_set(-r, "send the configuration to the container init");
+	if (!ca->slow && (r = send_config(sync, s, ca, raw, rawlen, o)) < 0)
+		return r;
 	if (s->linux.seccomp.present) {
 		/* Compiled (or found in the cache) while the init builds the rootfs. */
 		if ((r = runtime_send_seccomp(sync, s, o->root)) < 0)
@@ -672,7 +716,7 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 	oci_spec *s = NULL;
 	_cleanup_free_ char *raw = NULL;
 	size_t rawlen = 0;
-	struct create_ctx c = { .statefd = -1 };
+	struct create_ctx c = { .statefd = -1, .init_pidfd = -1 };
 	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .status_fd = -1, .console_fd = o->console_fd };
 	int sync = -1;
 	for (int t = 0; t < NS__MAX; t++)
@@ -808,6 +852,8 @@ out:
 			close(ca.ns_fds[t]);
 	if (c.statefd >= 0)
 		close(c.statefd);
+	if (c.init_pidfd >= 0)
+		close(c.init_pidfd);
 	spec_free(s);
 	return r;
 }

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 static int set_env(json_t *proc, const char *kv)
@@ -42,8 +43,9 @@ static int parse_id(const char *s, const char *what, json_int_t *ret)
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || v > 0xffffffffULL)
-		return err_set(0, "%s: \"%s\" is not a numeric id", what, s);
+	/* (u32)-1 would mean "unchanged" to setresuid: ids are 0..2^31-1. */
+	if (!*s || *s == '-' || *end || errno || v > 0x7fffffffULL)
+		return err_set(0, "%s: \"%s\" is not a numeric id from 0 to 2147483647", what, s);
 	*ret = (json_int_t)v;
 	return 0;
 }
@@ -181,45 +183,73 @@ static int exec_config(const struct exec_opts *o, const container_state *st, cha
 	return 0;
 }
 
-static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o, pid_t child, pid_t *ret_pid,
-			  const char *raw, size_t rawlen, int console_fd, int mnt_fd, const char *cgpath)
+/* The exec'd process: its pid and, when it is not our child (pid
+ * namespace), a pidfd, so that a failure never signals a reused pid. */
+struct exec_proc {
+	pid_t child;  /* our child: the process itself, or the init that forks it */
+	pid_t pid;
+	int pidfd;
+};
+
+static void exec_proc_kill(struct exec_proc *p)
+{
+	if (p->pidfd >= 0)
+		(void)syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+	if (p->child > 0) {
+		kill(p->child, SIGKILL); /* not reaped yet: the pid is its own */
+		waitpid(p->child, NULL, 0);
+		p->child = 0;
+	}
+}
+
+static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o, struct exec_proc *p,
+			  const char *raw, size_t rawlen, int console_fd, const int ns_fds[NS__MAX], const char *cgpath)
 {
 	struct sync_msg m;
 	int r;
 	cgroup *cg = NULL;
+	bool pidns = s->linux.ns[NS_PID].present;
+	/* The init re-executed at once: it reads the process first, joins the
+	 * namespaces, waits to be in the cgroup, then forks into the pid
+	 * namespace (init.c, slow_enter). */
+	struct init_opts io = { 0 };
+	io.flags = INIT_EXEC | INIT_SLOW | (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
+		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) | (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0);
+	io.fifo_fd = io.status_fd = -1;
+	for (int t = 0; t < NS__MAX; t++)
+		io.ns_fds[t] = ns_fds[t];
+	io.console_fd = console_fd;
+	io.preserve_fds = o->preserve_fds;
+	snprintf(io.id, sizeof io.id, "%s", o->id);
+	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
+	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
+		return err_set(-r, "exec: send the process");
 	if (cgpath[0] && (r = cgroup_open(cgpath, &cg)) == 0) {
-		r = cgroup_enter(cg, child);
+		r = cgroup_enter(cg, p->child);
 		cgroup_free(cg);
 		if (r < 0)
 			return err_wrap(r, "exec: join the container's cgroup");
 	}
 	if ((r = sync_send(sync, SYNC_MAPPED, NULL, 0, -1)) < 0)
 		return err_set(-r, "exec: start the process");
-	pid_t pid = child;
-	if (s->linux.ns[NS_PID].present) {
-		if ((r = sync_expect(sync, SYNC_PID, &m)) < 0)
-			return r;
-		int32_t p;
-		memcpy(&p, m.data, sizeof p);
-		sync_msg_clear(&m);
-		pid = p;
-		waitpid(child, NULL, 0);
-	}
-	*ret_pid = pid;
-	struct init_opts io = { 0 };
-	io.flags = INIT_EXEC | (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
-		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) | (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0);
-	io.fifo_fd = io.status_fd = -1;
-	io.mnt_fd = mnt_fd;
-	io.console_fd = console_fd;
-	io.preserve_fds = o->preserve_fds;
-	io.host_pid = pid;
-	snprintf(io.id, sizeof io.id, "%s", o->id);
-	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
-	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
-		return err_set(-r, "exec: send the process");
 	if (s->linux.seccomp.present && (r = runtime_send_seccomp(sync, s, o->root)) < 0)
 		return r;
+	if (!pidns)
+		p->pid = p->child;
+	else {
+		/* The init joins the mount namespace, then forks into the pid
+		 * namespace: its child's pid (and pidfd) comes first. */
+		if ((r = sync_expect(sync, SYNC_PID, &m)) < 0)
+			return r;
+		int32_t pid;
+		memcpy(&pid, m.data, sizeof pid);
+		p->pid = pid;
+		p->pidfd = m.fd;
+		m.fd = -1;
+		sync_msg_clear(&m);
+		waitpid(p->child, NULL, 0);
+		p->child = 0;
+	}
 	/* The socket closes when the process execs; an error comes first. */
 	for (;;) {
 		r = sync_recv(sync, &m);
@@ -233,7 +263,7 @@ static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o
 			return -EIO;
 		}
 		if (m.type == SYNC_LISTENER) {
-			r = runtime_send_listener(s, o->id, "running", pid, "", m.fd);
+			r = runtime_send_listener(s, o->id, "running", p->pid, "", m.fd);
 			sync_msg_clear(&m);
 			if (r < 0)
 				return r;
@@ -253,10 +283,9 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 	oci_spec *s = NULL;
 	_cleanup_free_ char *raw = NULL;
 	size_t rawlen = 0;
-	/* The mount namespace is joined only after the re-exec: a dynamically
-	 * linked runtime needs the host's loader to start. */
+	/* The namespaces are joined only after the re-exec (slow path). */
 	struct child_args ca = { .sync = -1, .exe_fd = -1, .fifo_fd = -1, .status_fd = -1, .console_fd = o->console_fd,
-				 .slow = true, .defer_mnt = true };
+				 .slow = true };
 	int sync = -1;
 	for (int t = 0; t < NS__MAX; t++)
 		ca.ns_fds[t] = -1;
@@ -295,14 +324,16 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 		child = 0;
 		goto out;
 	}
-	r = exec_handshake(sync, s, o, child, ret_pid, raw, rawlen, ca.console_fd, ca.ns_fds[NS_MOUNT], st.cgroup);
-	if (r < 0 && *ret_pid > 0)
-		kill(*ret_pid, SIGKILL);
+	struct exec_proc proc = { .child = child, .pidfd = -1 };
+	child = 0;
+	r = exec_handshake(sync, s, o, &proc, raw, rawlen, ca.console_fd, ca.ns_fds, st.cgroup);
+	if (r < 0)
+		exec_proc_kill(&proc);
+	else
+		*ret_pid = proc.pid;
+	if (proc.pidfd >= 0)
+		close(proc.pidfd);
 out:
-	if (r < 0 && child > 0) {
-		kill(child, SIGKILL);
-		waitpid(child, NULL, 0);
-	}
 	if (sync >= 0)
 		close(sync);
 	if (ca.exe_fd >= 0)

@@ -110,6 +110,58 @@ static int expect_stashing(int sync, uint32_t want, struct sync_msg *m)
 	}
 }
 
+static int wait_mapped(int sync);
+
+/* Slow path (namespaces joined by path, and exec). This process is the
+ * runtime re-executed in the host's namespaces, so its image belongs to the
+ * host's user namespace (non-dumpable, it cannot be ptraced from a user
+ * namespace below). Join the namespaces given by path, user namespace
+ * first; create the rest (a new user namespace gets its id maps from the
+ * runtime); wait to be moved into the cgroup; then fork into the pid
+ * namespace. exec joins the container's mount namespace before that fork:
+ * by the time any process of the container can see this one, its root and
+ * cwd are the container's and it holds no host fd but its stdio and the
+ * sync socket. */
+static int slow_enter(int sync, const oci_spec *s, struct init_opts *o)
+{
+	bool exec = o->flags & INIT_EXEC;
+	int r = runtime_join_namespaces(s, o->ns_fds, exec);
+	if (r < 0)
+		return r;
+	if (o->flags & INIT_USERNS_NEW) {
+		if (unshare(CLONE_NEWUSER) < 0)
+			return err_set(errno, "unshare user namespace");
+		if ((r = sync_send(sync, SYNC_NEED_MAP, NULL, 0, -1)) < 0)
+			return err_set(-r, "ask the runtime for the id maps");
+		if ((r = wait_mapped(sync)) < 0)
+			return r;
+	}
+	if (o->unshare_flags && unshare(o->unshare_flags) < 0)
+		return err_set(errno, "unshare namespaces 0x%x", (unsigned)o->unshare_flags);
+	if (!(o->flags & INIT_USERNS_NEW) && (r = wait_mapped(sync)) < 0)
+		return r;
+	if (exec && o->ns_fds[NS_MOUNT] >= 0 && setns(o->ns_fds[NS_MOUNT], CLONE_NEWNS) < 0)
+		return err_set(errno, "join the container's mount namespace");
+	for (int t = 0; t < NS__MAX; t++)
+		if (o->ns_fds[t] >= 0) {
+			close(o->ns_fds[t]);
+			o->ns_fds[t] = -1;
+		}
+	if (s->linux.ns[NS_PID].present && (r = runtime_fork_pidns(sync)) < 0)
+		return r;
+	return runtime_late_namespaces(s);
+}
+
+static int wait_mapped(int sync)
+{
+	struct sync_msg m;
+	int r = expect_stashing(sync, SYNC_MAPPED, &m);
+	if (r < 0)
+		return r;
+	sync_msg_clear(&m);
+	return 0;
+}
+
 static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_prog *prog, bool *prog_loaded)
 {
 	int r;
@@ -119,12 +171,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	_cleanup_close_ int rootfd = -1;
 	_cleanup_close_ int slave = -1;
 	if (o->flags & INIT_EXEC) {
-		if (o->mnt_fd >= 0) {
-			if (setns(o->mnt_fd, CLONE_NEWNS) < 0)
-				return err_set(errno, "join the container's mount namespace");
-			close(o->mnt_fd);
-		}
-		/* Joined the container's namespaces: / is its root now. */
+		/* In the container's namespaces (exec_enter): / is its root. */
 		if (s->process.terminal) {
 			if (o->console_fd < 0)
 				return err_set(0, "process.terminal is true but no console socket was given (--console-socket)");
@@ -203,9 +250,11 @@ process:
 	if (slave >= 0) {
 		if ((r = console_attach(slave)) < 0)
 			return r;
-	} else if (!(o->flags & INIT_EXEC) && setsid() < 0) {
+	} else if (setsid() < 0) {
 		/* Its own session, as with a terminal (CRIU refuses a session
-		 * leader outside the pid namespace). */
+		 * leader outside the pid namespace). For exec, the caller's
+		 * terminal must not stay its controlling terminal: TIOCSTI on
+		 * it would type into the admin's shell. */
 		return err_set(errno, "setsid");
 	}
 	return 0;
@@ -214,7 +263,7 @@ process:
 int container_init_main(int sync)
 {
 	struct sync_msg cfg = { 0 }, om = { 0 };
-	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1, .mnt_fd = -1 };
+	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1 };
 	_cleanup_free_ char *exe = NULL;
 	oci_spec *s = NULL;
 	seccomp_prog prog = { 0 };
@@ -236,11 +285,23 @@ int container_init_main(int sync)
 		goto fail;
 	}
 	memcpy(&o, om.data, sizeof o);
+	/* exec, or create into a pid namespace joined by path: processes of
+	 * the container will see this one before it runs the container's
+	 * command. Non-dumpable, they cannot ptrace it or open its
+	 * /proc/PID/{root,cwd,fd,mem,environ} without CAP_SYS_PTRACE over the
+	 * host's user namespace (execve made a readable binary dumpable). */
+	if ((o.flags & (INIT_EXEC | INIT_SHARED_PIDNS)) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		r = err_set(errno, "prctl(PR_SET_DUMPABLE)");
+		goto fail;
+	}
 	/* Inherited across the re-exec; hooks run from here must not keep them. */
-	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd, o.mnt_fd };
+	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(mine); i++)
 		if (mine[i] >= 0)
 			(void)fcntl(mine[i], F_SETFD, FD_CLOEXEC);
+	for (int t = 0; t < NS__MAX; t++)
+		if (o.ns_fds[t] >= 0)
+			(void)fcntl(o.ns_fds[t], F_SETFD, FD_CLOEXEC);
 	if ((r = spec_parse(cfg.data, cfg.len, "config.json", &s)) < 0)
 		goto fail;
 	if (s->root_path && s->root_path[0] != '/') {
@@ -254,6 +315,8 @@ int container_init_main(int sync)
 	}
 	if (!s->bundle)
 		s->bundle = strdup(o.bundle);
+	if ((o.flags & INIT_SLOW) && (r = slow_enter(sync, s, &o)) < 0)
+		goto fail;
 	if ((r = init_setup(sync, s, &o, &prog, &prog_loaded)) < 0)
 		goto fail;
 	if ((r = process_find_executable(s, &exe)) < 0)

@@ -13,6 +13,9 @@ enum {
 	INIT_SECCOMP = 1 << 4,        /* a SYNC_SECCOMP message follows */
 	INIT_MOUNTNS = 1 << 5,        /* own mount namespace (else: chroot, no pivot) */
 	INIT_EXEC = 1 << 6,           /* exec into a running container: no rootfs setup */
+	INIT_SHARED_PIDNS = 1 << 7,   /* create into a pid namespace joined by path */
+	INIT_SLOW = 1 << 8,           /* re-executed before any namespace: join/create them (slow_enter) */
+	INIT_USERNS_NEW = 1 << 9,     /* slow path: unshare a user namespace, the runtime writes its maps */
 };
 
 /* Fixed-size options the runtime sends to the init (SYNC_OPTS). */
@@ -22,8 +25,8 @@ struct init_opts {
 	int32_t status_fd;     /* status fifo, O_RDWR: errors after start; closed by exec */
 	int32_t console_fd;    /* connected console socket or -1 */
 	int32_t preserve_fds;
-	int32_t host_pid;      /* the init's pid as the runtime sees it */
-	int32_t mnt_fd;        /* exec: mount namespace to join after the re-exec, or -1 */
+	int32_t unshare_flags; /* slow path: namespaces to create after joining ns_fds */
+	int32_t ns_fds[NS__MAX]; /* exec: namespaces the init joins after the re-exec, or -1 */
 	char id[256];
 	char bundle[PATH_MAX];
 };
@@ -38,9 +41,8 @@ struct child_args {
 	int sync, exe_fd, fifo_fd, status_fd, console_fd;
 	int ns_fds[NS__MAX];
 	int unshare_flags;  /* namespaces the child still has to create itself */
-	bool slow;          /* joins namespaces or must fork again for a pid namespace */
+	bool slow;          /* re-executes at once; the init joins and creates the namespaces */
 	bool userns_new;
-	bool defer_mnt;     /* exec: the init joins the mount namespace after the re-exec */
 };
 
 /* Open the protected handle on the runtime binary (a->exe_fd, closed by the
@@ -48,6 +50,16 @@ struct child_args {
  * namespaces and re-executes the runtime as the init (container.c). Returns
  * the child's pid and the runtime's end of the socket in *ret_sync. */
 pid_t runtime_spawn_child(struct child_args *a, int clone_flags, int *ret_sync);
+/* Fork into the pid namespace joined or created before: the parent sends
+ * SYNC_PID (the child's host pid, and a pidfd for it) and exits; 0 is
+ * returned in the child once that message is out. */
+int runtime_fork_pidns(int sync);
+/* setns() into every namespace in ns_fds (-1: none), the user namespace
+ * first; the mount namespace too unless skip_mnt. */
+int runtime_join_namespaces(const oci_spec *s, const int ns_fds[NS__MAX], bool skip_mnt);
+/* After the namespaces are made: root of a user namespace, a new cgroup
+ * namespace, a new time namespace with its offsets. */
+int runtime_late_namespaces(const oci_spec *s);
 int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX]);
 int runtime_connect_unix(const char *path);
 /* Compile (or take from <root>/.cache/seccomp) and send SYNC_SECCOMP. */

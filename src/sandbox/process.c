@@ -49,12 +49,18 @@ int process_set_user_and_caps(const oci_spec *s, bool userns)
 		return err_set(errno, "prctl(PR_SET_KEEPCAPS)");
 	if (!(userns && s->process.n_additional_gids == 0)) {
 		if (setgroups(s->process.n_additional_gids, s->process.additional_gids) < 0)
-			return err_set(errno, "process.user.additionalGids: setgroups");
+			return errno == EINVAL ? err_set(EINVAL, "process.user.additionalGids: a gid is not mapped in the container's user namespace")
+					       : err_set(errno, "process.user.additionalGids: setgroups");
 	}
+	/* EINVAL: the id has no mapping in the user namespace. */
 	if (setresgid(s->process.gid, s->process.gid, s->process.gid) < 0)
-		return err_set(errno, "process.user.gid: setresgid(%u)", (unsigned)s->process.gid);
+		return errno == EINVAL ? err_set(EINVAL, "process.user.gid: gid %u is not mapped in the container's user namespace",
+						 (unsigned)s->process.gid)
+				       : err_set(errno, "process.user.gid: setresgid(%u)", (unsigned)s->process.gid);
 	if (setresuid(s->process.uid, s->process.uid, s->process.uid) < 0)
-		return err_set(errno, "process.user.uid: setresuid(%u)", (unsigned)s->process.uid);
+		return errno == EINVAL ? err_set(EINVAL, "process.user.uid: uid %u is not mapped in the container's user namespace",
+						 (unsigned)s->process.uid)
+				       : err_set(errno, "process.user.uid: setresuid(%u)", (unsigned)s->process.uid);
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
 		return err_set(errno, "prctl(PR_SET_KEEPCAPS)");
 	if (!c->present)

@@ -444,7 +444,7 @@ static int p_env(spec_ctx *c, json_t *v, void *t)
 static int p_gid(spec_ctx *c, json_t *v, void *t)
 {
 	int64_t x = 0;
-	int r = spec_val_int(c, v, 0, UINT32_MAX, &x);
+	int r = spec_val_int(c, v, 0, INT32_MAX, &x);
 	if (r >= 0)
 		*(gid_t *)t = (gid_t)x;
 	return r;
@@ -520,8 +520,10 @@ static const spec_field console_fields[] = {
 	FLD_END
 };
 static const spec_field user_fields[] = {
-	FLD("uid", F_U32, P(uid)),
-	FLD("gid", F_U32, P(gid)),
+	/* (u32)-1 means "unchanged" to setresuid: the process would stay root.
+	 * The kernel's ids are 0..2^31-1. */
+	FLD("uid", F_U32, P(uid), .lo = 0, .hi = INT32_MAX),
+	FLD("gid", F_U32, P(gid), .lo = 0, .hi = INT32_MAX),
 	FLD("umask", F_OU64, P(umask), .lo = 0, .hi = UINT32_MAX),
 	FLD_ARR("additionalGids", P(additional_gids), process.n_additional_gids, gid_t, .fn = p_gid),
 	FLD("username", F_STR, P(username)),

@@ -181,7 +181,14 @@ static void test_errors(void)
 
 	/* Types and ranges. */
 	EXPECT_ERR(", 'process': {'args': ['sh'], 'user': {'uid': 4294967296}}",
-		   "config.json: process.user.uid: must be at most 4294967295, got 4294967296");
+		   "config.json: process.user.uid: must be at most 2147483647, got 4294967296");
+	/* (u32)-1 is "unchanged" to setresuid: the process would stay root. */
+	EXPECT_ERR(", 'process': {'args': ['sh'], 'user': {'uid': 4294967295}}",
+		   "config.json: process.user.uid: must be at most 2147483647, got 4294967295");
+	EXPECT_ERR(", 'process': {'args': ['sh'], 'user': {'gid': 4294967295}}",
+		   "config.json: process.user.gid: must be at most 2147483647, got 4294967295");
+	EXPECT_ERR(", 'process': {'args': ['sh'], 'user': {'additionalGids': [1, 2147483648]}}",
+		   "config.json: process.user.additionalGids[1]: must be at most 2147483647, got 2147483648");
 	EXPECT_ERR(", 'process': {'args': ['sh'], 'user': {'uid': -1}}",
 		   "config.json: process.user.uid: must be at least 0, got -1");
 	EXPECT_ERR(", 'process': {'args': ['sh'], 'user': {'additionalGids': [5, 'x']}}",
@@ -279,7 +286,7 @@ static void test_big_ints(void)
 	EXPECT_ERR(", 'process': {'args': ['sh'], 'rlimits': [{'type': 'RLIMIT_CORE', 'soft': 0, 'hard': 18446744073709551616}]}",
 		   "config.json: process.rlimits[0].hard: must be at most 18446744073709551615, got 18446744073709551616");
 	EXPECT_ERR(", 'process': {'args': ['sh'], 'user': {'uid': 99999999999999999999}}",
-		   "config.json: process.user.uid: must be at most 4294967295, got 99999999999999999999");
+		   "config.json: process.user.uid: must be at most 2147483647, got 99999999999999999999");
 	EXPECT_ERR(", 'linux': {'resources': {'memory': {'limit': 9223372036854775808}}}",
 		   "config.json: linux.resources.memory.limit: must be at most 9223372036854775807, got 9223372036854775808");
 	EXPECT_ERR(", 'hostname': 18446744073709551615", "config.json: hostname: expected string, got integer");
@@ -406,7 +413,7 @@ static void test_names(void)
 static const char full_json[] =
 	"{'ociVersion': '1.1.0', 'unknownTopLevel': {'x': [1, 2]},"
 	" 'process': {'terminal': false, 'consoleSize': {'height': 24, 'width': 80},"
-	"  'user': {'uid': 1000, 'gid': 100, 'umask': 18, 'additionalGids': [5, 6, 4294967295], 'username': 'u'},"
+	"  'user': {'uid': 1000, 'gid': 100, 'umask': 18, 'additionalGids': [5, 6, 2147483647], 'username': 'u'},"
 	"  'args': ['/bin/sh', '-c', 'echo hi'], 'env': ['PATH=/bin', 'X=a=b'], 'cwd': '/work',"
 	"  'capabilities': {'bounding': ['CAP_SYS_ADMIN', 'CAP_CHOWN', 'CAP_CHECKPOINT_RESTORE'],"
 	"   'effective': ['CAP_CHOWN'], 'inheritable': [], 'permitted': ['CAP_CHOWN', 'CAP_KILL'], 'ambient': null},"
@@ -486,7 +493,7 @@ static void test_full(void)
 	CHECK_INT(s->process.gid, 100);
 	CHECK(s->process.umask.has && s->process.umask.v == 022);
 	CHECK_INT(s->process.n_additional_gids, 3);
-	CHECK_INT(s->process.additional_gids[2], 4294967295u);
+	CHECK_INT(s->process.additional_gids[2], 2147483647u);
 	CHECK_STR(s->process.username, "u");
 	CHECK_INT(s->process.n_args, 3);
 	CHECK_STR(s->process.args[2], "echo hi");
