@@ -292,6 +292,34 @@ static int v1_freeze_state(const char *dir)
 	return !strcmp(buf, "FROZEN");
 }
 
+/* freezer.state shows the effective state, a parent's freeze included;
+ * freezer.self_freezing tells which directory asked for it. */
+static int v1_frozen_by(char *dir, size_t root_len, char *why, size_t size)
+{
+	char state[32], self[8];
+	size_t len = strlen(dir);
+	int n = cg_read(dir, "freezer.state", state, sizeof state);
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0)
+		return err_set(-n, "cgroup: read %s/freezer.state", dir);
+	if (!strcmp(state, "THAWED"))
+		return 0;
+	snprintf(why, size, "freezer.state %s", state);
+	for (char *slash; strlen(dir) > root_len; *slash = '\0') {
+		if (cg_read(dir, "freezer.self_freezing", self, sizeof self) > 0 && !strcmp(self, "1")) {
+			size_t k = strlen(why);
+			snprintf(why + k, size - k, ", set on %s", dir);
+			break;
+		}
+		if (!(slash = strrchr(dir, '/')))
+			break;
+	}
+	while (strlen(dir) < len) /* undo the cuts */
+		dir[strlen(dir)] = '/';
+	return 1;
+}
+
 static int v1_freeze(const char *dir, bool frozen)
 {
 	const char *want = frozen ? "FROZEN" : "THAWED";
@@ -565,6 +593,7 @@ const struct cgroup_ops cgroup_v1_ops = {
 	},
 	.freeze = v1_freeze,
 	.freeze_state = v1_freeze_state,
+	.frozen_by = v1_frozen_by,
 	.stats = {
 		[CG_STAT_CPUACCT] = v1_stat_cpuacct,
 		[CG_STAT_CPU] = v1_stat_cpu,

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,116 @@ def test_seccomp_no_stub_for_allow_or_enosys_default(ctx, bundle, probe_bin, def
     assert r.rc == 0, str(r)
     got = dict(line.split(" ", 1) for line in r.out.splitlines())
     assert got == want, str(r)
+
+
+# ---- create / run into a frozen cgroup --------------------------------------
+
+def freezer_hierarchy(kind):
+    """(mount point, freeze file, frozen value, thawed value) of the v1
+    freezer or the cgroup2 hierarchy; None when the host has none."""
+    if kind == "v1":
+        d = CG / "freezer"
+        if (d / "tasks").exists():  # a v1 hierarchy (cgroup2 has no tasks file)
+            return d, "freezer.state", "FROZEN", "THAWED"
+        return None
+    for d in (CG, CG / "unified"):
+        if (d / "cgroup.controllers").exists():
+            return d, "cgroup.freeze", "1", "0"
+    return None
+
+
+def drain_and_remove(top):
+    """Thaw `top` and everything below it, kill what runs there, remove it
+    (deepest first). For the test's own directories only."""
+    dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+    for d in [top] + dirs[::-1]:
+        for f, v in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            try:
+                (d / f).write_text(v)
+            except OSError:
+                pass
+    for _ in range(100):
+        pids = []
+        for d in [top] + dirs:
+            try:
+                pids += [int(x) for x in (d / "cgroup.procs").read_text().split()]
+            except OSError:
+                pass
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    for d in dirs + [top]:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def run_bounded(ctx, *args, limit=15):
+    """Run the runtime; a hang is killed after `limit` seconds and reported
+    as None (not counted as a runtime timeout: the hang is the finding)."""
+    p = ctx.popen(*args)
+    try:
+        p.wait(limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.wait()
+        return None
+    return p.result()
+
+
+@pytest.mark.parametrize("kind,which", [
+    ("v1", "self"),
+    pytest.param("v1", "ancestor", marks=pytest.mark.xfail_runtime(
+        "runc", reason="runc 1.1 asks freezer.self_freezing and calls a cgroup frozen by its "
+        "parent thawed: the init freezes on entry and create hangs")),
+    pytest.param("v2", "self", marks=pytest.mark.xfail_runtime(
+        "runc", strict=False, reason="on a hybrid host runc 1.1 reads only the v1 freezer: a "
+        "frozen cgroup2 directory freezes the init and create hangs")),
+    pytest.param("v2", "ancestor", marks=pytest.mark.xfail_runtime(
+        "runc", reason="runc 1.1 reads the target's own cgroup.freeze, not its parents'")),
+])
+def test_create_into_frozen_cgroup_is_refused(ctx, bundle, kind, which):
+    """A frozen cgroup (a paused container's, left behind; a frozen slice)
+    would freeze the init the moment it enters: create and run fail at once
+    with an error saying so, and leave no state, no process, no cgroup they
+    made, and the frozen cgroup as it was (frozen, not removed)."""
+    h = freezer_hierarchy(kind)
+    if h is None:
+        pytest.skip(f"no {kind} freezer on this host")
+    mnt, ffile, frozen, _ = h
+    top_rel = f"{ctx.token}-frozen"
+    cg_rel = f"{top_rel}/ct"
+    top = mnt / top_rel
+    ctx.cleanups.append(lambda: drain_and_remove(top))
+    ctx.cgroup_paths.add("/" + top_rel)
+    target = mnt / cg_rel
+    frozen_dir = target if which == "self" else top
+    frozen_dir.mkdir(parents=True)
+    (frozen_dir / ffile).write_text(frozen)
+    config = default_config(["true"])
+    config["linux"]["cgroupsPath"] = "/" + cg_rel
+    b = bundle(config)
+    others = [h for h in [CG] + [p for p in CG.iterdir() if p.is_dir()]
+              if h != mnt and (h / "cgroup.procs").exists()]
+    for cmd in (("create", "--bundle", b.path, b.id), ("run", "--bundle", b.path, b.id)):
+        r = run_bounded(ctx, *cmd)
+        if r is None:
+            drain_and_remove(top)  # the init is frozen there: free it for teardown
+            pytest.fail(f"{cmd[0]} into a frozen cgroup hung")
+        assert r.rc != 0, str(r)
+        assert "frozen" in r.err, str(r)
+        assert not (ctx.root / b.id).exists(), "state directory left behind"
+        assert ctx.run("state", b.id).rc != 0
+        assert ctx.marked_pids() == [], "processes left behind"
+        assert frozen_dir.is_dir(), "removed a cgroup it did not make"
+        assert (frozen_dir / ffile).read_text().strip() == frozen
+        if which == "ancestor":
+            assert not target.exists(), "the cgroup it made is left"
+        left = [str(o / top_rel) for o in others if (o / top_rel).exists()]
+        assert left == [], "cgroups left in other hierarchies"

@@ -892,6 +892,82 @@ static void test_undo(void)
 	CHECK_INT(rmdir(parent), 0);
 }
 
+static void write_str(const char *dir, const char *rel, const char *file, const char *val)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s%s/%s", dir, rel, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, val, strlen(val)) == (ssize_t)strlen(val));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A frozen cgroup, the target itself or an ancestor, in the v1 freezer or
+ * cgroup2 (hybrid hosts have cgroup.freeze too): create refuses it at once,
+ * naming the frozen directory, makes nothing and removes nothing. */
+static void test_frozen(void)
+{
+	struct { const char *mnt, *file, *on, *off; } fz[2];
+	int n = 0;
+	if (v1_mount("freezer"))
+		fz[n++] = (__typeof__(fz[0])){ v1_mount("freezer"), "freezer.state", "FROZEN", "THAWED" };
+	if (v2_mount())
+		fz[n++] = (__typeof__(fz[0])){ v2_mount(), "cgroup.freeze", "1", "0" };
+	char top[128], target[160];
+	snprintf(top, sizeof top, "%s-frz", base);
+	snprintf(target, sizeof target, "%s/ct", top);
+	for (int i = 0; i < n; i++) {
+		for (int self = 0; self < 2; self++) {
+			const char *frozen = self ? target : top;
+			char dir[512], want[640];
+			snprintf(dir, sizeof dir, "%s%s", fz[i].mnt, top);
+			CHECK_INT(mkdir(dir, 0755), 0);
+			if (self) {
+				snprintf(dir, sizeof dir, "%s%s", fz[i].mnt, target);
+				CHECK_INT(mkdir(dir, 0755), 0);
+			}
+			char ffile[256];
+			snprintf(ffile, sizeof ffile, "%s/%s", frozen, fz[i].file);
+			if (!exists(fz[i].mnt, ffile)) { /* cgroup2 before Linux 5.2 */
+				printf("test-cgroup: SKIP frozen cgroups in %s: no %s\n", fz[i].mnt, fz[i].file);
+				rmdir(dir);
+				snprintf(dir, sizeof dir, "%s%s", fz[i].mnt, top);
+				rmdir(dir);
+				break;
+			}
+			write_str(fz[i].mnt, frozen, fz[i].file, fz[i].on);
+			cgroup *cg = NULL;
+			err_clear();
+			CHECK_INT(cgroup_create(target, "x", &cg), -EBUSY);
+			CHECK(cg == NULL);
+			CHECK_CONTAINS(err_msg(), "is frozen");
+			snprintf(want, sizeof want, "set on %s%s", fz[i].mnt, frozen);
+			CHECK_CONTAINS(err_msg(), want);
+			CHECK(exists(fz[i].mnt, frozen)); /* not ours to remove */
+			CHECK_STR(readf("%s%s/%s", fz[i].mnt, frozen, fz[i].file), fz[i].on);
+			if (!self)
+				CHECK(!exists(fz[i].mnt, target)); /* what it made is gone */
+			for (int k = 0; k < n_mnts; k++)
+				if (strcmp(mnts[k].dir, fz[i].mnt))
+					CHECK(!exists(mnts[k].dir, top));
+			/* thawed, the same cgroup is fine */
+			write_str(fz[i].mnt, frozen, fz[i].file, fz[i].off);
+			CHECK_INT(cgroup_create(target, "x", &cg), 0);
+			if (cg) {
+				CHECK_INT(cgroup_destroy(cg), 0);
+				cgroup_free(cg);
+			}
+			for (int k = 0; k < n_mnts; k++) {
+				snprintf(dir, sizeof dir, "%.255s%s", mnts[k].dir, target);
+				rmdir(dir);
+				snprintf(dir, sizeof dir, "%.255s%s", mnts[k].dir, top);
+				rmdir(dir);
+			}
+		}
+	}
+	check_dirs(top, false);
+}
+
 /* In a child with its own mount namespace: the container's cgroup mount. */
 static int mount_child(const char *dir, bool cgroupns, cgroup *cg)
 {
@@ -1000,6 +1076,7 @@ int main(void)
 	test_shared();
 	test_path_forms();
 	test_undo();
+	test_frozen();
 	test_mount();
 	check_dirs(base, false);
 	printf("test-cgroup: mode %s, %d hierarchies\n", mode_names[mode], n_mnts);
