@@ -49,13 +49,20 @@ static int v1_memory(const char *dir, const spec_resources *r)
 				       (long long)m->limit.v, (unsigned long long)usage);
 	}
 	/* memsw (memory+swap) may never be below the memory limit: when the
-	 * new limit is above the current memsw limit, raise memsw first. */
+	 * new limit is above the current memsw limit, raise memsw first. An
+	 * unlimited memory limit without a swap value lifts memsw too (runc
+	 * does; the kernel would refuse it under a memsw limit otherwise). */
 	bool swap = m->swap.has && m->swap.v != 0;
+	int64_t swap_v = m->swap.v;
+	if (!swap && m->limit.has && m->limit.v == -1) {
+		swap = true;
+		swap_v = -1;
+	}
 	bool swap_done = false;
 	if (m->limit.has) {
 		k = w_i64(FIELD("memory.limit"), dir, "memory.limit_in_bytes", m->limit.v);
 		if (k == -EINVAL && swap) {
-			if ((k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", m->swap.v,
+			if ((k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", swap_v,
 					    "swap accounting disabled?")) < 0)
 				return k;
 			swap_done = true;
@@ -65,10 +72,11 @@ static int v1_memory(const char *dir, const spec_resources *r)
 			return k;
 	}
 	if (swap && !swap_done) {
-		k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", m->swap.v,
+		k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", swap_v,
 			       "swap accounting disabled?");
-		if (k < 0 && !(k == -ENOENT && m->swap.v == -1)) /* unlimited without memsw: nothing to do */
+		if (k < 0 && !(k == -ENOENT && swap_v == -1)) /* unlimited without memsw: nothing to do */
 			return k;
+		err_clear();
 	}
 	if (m->reservation.has &&
 	    (k = w_i64(FIELD("memory.reservation"), dir, "memory.soft_limit_in_bytes", m->reservation.v)) < 0)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from helpers import default_config, sh, wait_file
+from test_resources import cgroup_dir
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CG = Path("/sys/fs/cgroup")
@@ -315,3 +316,58 @@ def test_create_into_frozen_cgroup_is_refused(ctx, bundle, kind, which):
             assert not target.exists(), "the cgroup it made is left"
         left = [str(o / top_rel) for o in others if (o / top_rel).exists()]
         assert left == [], "cgroups left in other hierarchies"
+
+
+# ---- update --memory -1 with a memory+swap limit -----------------------------
+
+MiB = 1024 * 1024
+
+
+def memory_files(pid):
+    """(memory dir, v2?) of the process's memory cgroup; skips without one."""
+    d = cgroup_dir(pid, "memory")
+    if d is None:
+        pytest.skip("no memory controller for the container on this host")
+    d = Path(d)
+    v2 = (d / "memory.max").exists()
+    if not v2 and not (d / "memory.memsw.limit_in_bytes").exists():
+        pytest.skip("cgroup v1 without swap accounting (no memory.memsw.*)")
+    if v2 and not (d / "memory.swap.max").exists():
+        pytest.skip("cgroup v2 without swap accounting (no memory.swap.max)")
+    return d, v2
+
+
+def memory_limits(d, v2):
+    """(memory, memory+swap) as v1 shows them; None for unlimited."""
+    if v2:
+        mem = (d / "memory.max").read_text().strip()
+        swap = (d / "memory.swap.max").read_text().strip()
+        mem = None if mem == "max" else int(mem)
+        return mem, None if swap == "max" or mem is None else mem + int(swap)
+    unlimited = int((CG / "memory" / "memory.limit_in_bytes").read_text())
+    vals = [int((d / f).read_text()) for f in ("memory.limit_in_bytes",
+                                                 "memory.memsw.limit_in_bytes")]
+    return tuple(None if v >= unlimited else v for v in vals)
+
+
+@pytest.mark.parametrize("flags,want", [
+    (("--memory", "-1"), (None, None)),              # runc lifts memory+swap too
+    (("--memory-swap", "-1"), (64 * MiB, None)),
+    (("--memory", "-1", "--memory-swap", "-1"), (None, None)),
+    (("--memory", "96m"), (96 * MiB, 128 * MiB)),   # still under memory+swap
+])
+def test_update_memory_unlimited_with_swap_limit(ctx, bundle, flags, want):
+    """A container created with memory 64 MiB and memory+swap 128 MiB:
+    `update --memory -1` succeeds and leaves both unlimited, as under runc
+    (the kernel refuses a memory limit above memory+swap, so memory+swap goes
+    first); --memory-swap -1 lifts only memory+swap."""
+    config = default_config(["sleep", "1000"])
+    config["linux"]["resources"]["memory"] = {"limit": 64 * MiB, "swap": 128 * MiB}
+    b = bundle(config)
+    ctx.create(b).ok()
+    ctx.run("start", b.id).ok()
+    d, v2 = memory_files(ctx.state(b.id)["pid"])
+    assert memory_limits(d, v2) == (64 * MiB, 128 * MiB)
+    ctx.run("update", *flags, b.id).ok()
+    assert memory_limits(d, v2) == want
+    assert ctx.state(b.id)["status"] == "running"
