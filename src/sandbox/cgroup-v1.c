@@ -147,18 +147,18 @@ static int v1_cpuset(const char *dir, const spec_resources *r)
 	return 0;
 }
 
-/* blkio.weight is CFQ's (gone since Linux 5.0); BFQ's file takes the same
- * values. */
+/* blkio.weight and blkio.weight_device are CFQ's (gone since Linux 5.0);
+ * BFQ's blkio.bfq.weight and blkio.bfq.weight_device take the same values
+ * (a bare weight; "MAJ:MIN WEIGHT"). */
 static int weight_write(const char *field, const char *dir, const char *cfq, const char *val)
 {
+	char bfq[64];
+	snprintf(bfq, sizeof bfq, "blkio.bfq.%s", cfq + strlen("blkio."));
 	int k = cg_write(field, dir, cfq, val);
-	if (k == -ENOENT && !strcmp(cfq, "blkio.weight_device"))
-		k = cg_write(field, dir, "blkio.bfq.weight", val);
-	else if (k == -ENOENT && !strcmp(cfq, "blkio.weight"))
-		k = cg_write(field, dir, "blkio.bfq.weight", val);
 	if (k == -ENOENT)
-		return err_set(ENOENT, "%s: neither %s nor blkio.bfq.weight exists (no CFQ or BFQ I/O scheduler?)",
-			       field, cfq);
+		k = cg_write(field, dir, bfq, val);
+	if (k == -ENOENT)
+		return err_set(ENOENT, "%s: neither %s nor %s exists (no CFQ or BFQ I/O scheduler?)", field, cfq, bfq);
 	return k;
 }
 

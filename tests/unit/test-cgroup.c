@@ -362,10 +362,21 @@ static void test_backend_formats(void)
 	r.memory.kernel = (opt_i64){ true, 1 << 20 };
 	CHECK_INT(v1->apply[CG_RES_MEMORY](fakedir, &r), -ENOENT);
 	CHECK_CONTAINS(err_msg(), "linux.resources.memory.kernel: memory.kmem.limit_in_bytes does not exist");
+	/* an unlimited limit without a swap value lifts memory+swap too (runc);
+	 * without swap accounting there is nothing to lift */
+	fake("memory.limit_in_bytes memory.memsw.limit_in_bytes");
+	memset(&r, 0, sizeof r);
+	r.memory.limit = (opt_i64){ true, -1 };
+	CHECK_INT(v1->apply[CG_RES_MEMORY](fakedir, &r), 0);
+	CHECK_STR(fread_("memory.limit_in_bytes"), "-1");
+	CHECK_STR(fread_("memory.memsw.limit_in_bytes"), "-1");
+	fake("memory.limit_in_bytes");
+	CHECK_INT(v1->apply[CG_RES_MEMORY](fakedir, &r), 0);
+	CHECK_STR(fread_("memory.limit_in_bytes"), "-1");
 
 	/* v1 cpu and blkio (BFQ only, as on kernels since 5.0) */
 	fake("cpu.shares cpu.cfs_quota_us cpu.cfs_period_us cpu.rt_period_us cpu.rt_runtime_us blkio.bfq.weight "
-	     "blkio.throttle.write_iops_device");
+	     "blkio.bfq.weight_device blkio.throttle.write_iops_device");
 	memset(&r, 0, sizeof r);
 	r.cpu.shares = (opt_u64){ true, 512 };
 	r.cpu.quota = (opt_i64){ true, -1 };
@@ -387,6 +398,16 @@ static void test_backend_formats(void)
 	CHECK_INT(v1->apply[CG_RES_BLKIO](fakedir, &r), 0);
 	CHECK_STR(fread_("blkio.bfq.weight"), "300");
 	CHECK_STR(fread_("blkio.throttle.write_iops_device"), "8:0 100");
+	/* per device: BFQ's weight_device file, never the bare-number one */
+	spec_weight_dev wd = { .major = 7, .minor = 3, .weight = { true, 500 } };
+	r.blkio.weight.has = false;
+	r.blkio.weight_device = &wd;
+	r.blkio.n_weight_device = 1;
+	CHECK_INT(v1->apply[CG_RES_BLKIO](fakedir, &r), 0);
+	CHECK_STR(fread_("blkio.bfq.weight_device"), "7:3 500");
+	CHECK_STR(fread_("blkio.bfq.weight"), "300");
+	r.blkio.weight_device = NULL;
+	r.blkio.n_weight_device = 0;
 	r.blkio.leaf_weight = (opt_u64){ true, 10 };
 	CHECK(v1->apply[CG_RES_BLKIO](fakedir, &r) < 0);
 	CHECK_CONTAINS(err_msg(), "linux.resources.blockIO.leafWeight: blkio.leaf_weight does not exist");
