@@ -361,6 +361,10 @@ def test_update_memory_unlimited_with_swap_limit(ctx, bundle, flags, want):
     `update --memory -1` succeeds and leaves both unlimited, as under runc
     (the kernel refuses a memory limit above memory+swap, so memory+swap goes
     first); --memory-swap -1 lifts only memory+swap."""
+    v2_root = CG / "cgroup.controllers"
+    if not (CG / "memory" / "tasks").exists() and not (
+            v2_root.exists() and "memory" in v2_root.read_text().split()):
+        pytest.skip("no memory controller on this host")
     config = default_config(["sleep", "1000"])
     config["linux"]["resources"]["memory"] = {"limit": 64 * MiB, "swap": 128 * MiB}
     b = bundle(config)
@@ -422,3 +426,47 @@ def test_blkio_bfq_weight_device(ctx, bundle, bfq_loop):
     assert f"{major}:{minor} 500" in lines, lines
     ctx.run("start", b.id).ok()
     assert ctx.state(b.id)["status"] == "running"
+
+
+# ---- the device cgroup: the config's rules, not an allow per linux.devices ----
+
+KMSG = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600,
+        "uid": 0, "gid": 0}
+# Opens /dev/kmsg write-only (no syslog permission needed for that) and
+# writes nothing: the device cgroup alone decides.
+OPEN_KMSG = "ls -l /dev/kmsg; if (: 3>/dev/kmsg); then echo open-ok; else echo open-refused; fi"
+
+
+# The fix is in src/runtime/container.c (apply_resources: a linux.devices
+# entry adds "m", not "rwm"), which this branch does not own; remove the
+# mark with it (strict: the tests fail the run once they pass).
+NEEDS_CONTAINER_C = pytest.mark.xfail_runtime(
+    "isola", reason="needs the apply_resources change in src/runtime/container.c "
+    "(linux.devices entries allowed 'm' only)")
+
+
+@pytest.mark.parametrize("rules,opens", [
+    pytest.param([{"allow": False, "access": "rwm"}], False, marks=NEEDS_CONTAINER_C),
+    pytest.param([{"allow": True, "access": "rwm"},
+                  {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwm"}], False,
+                 marks=NEEDS_CONTAINER_C),
+    ([{"allow": False, "access": "rwm"},
+      {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}], True),
+], ids=["deny-all", "allow-all-but-kmsg", "allow-kmsg"])
+def test_linux_devices_follow_the_device_rules(ctx, bundle, rules, opens):
+    """linux.devices creates /dev/kmsg; whether it can be opened is up to
+    linux.resources.devices (plus the runtime's defaults, which do not
+    include it), as under runc: creating a node is no permission to use it.
+    The node is made even where the rules deny mknod for it: runc makes its
+    nodes before the rules apply, isola-oci allows mknod of exactly the
+    nodes the config lists."""
+    config = sh(OPEN_KMSG)
+    config["linux"]["devices"] = [KMSG]
+    config["linux"]["resources"]["devices"] = rules
+    b = bundle(config)
+    r = ctx.run("run", "--bundle", b.path, b.id)
+    assert r.rc == 0, str(r)
+    assert r.out.startswith("crw"), str(r)  # the node is there either way
+    assert ("open-ok" if opens else "open-refused") in r.out, str(r)
+    if not opens:
+        assert "not permitted" in r.err, str(r)
