@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import default_config, sh, wait_file
+from helpers import default_config, sh
 from test_resources import cgroup_dir
 
 DATA = Path(__file__).resolve().parents[1] / "data"
