@@ -60,6 +60,11 @@ struct cgroup_ops {
 	int (*freeze)(const char *dir, bool frozen);
 	/* 1 frozen, 0 not, negative errno on error. */
 	int (*freeze_state)(const char *dir);
+	/* Would a process put in `dir` freeze (the directory itself or one of
+	 * its ancestors up to the first root_len bytes is frozen or freezing)?
+	 * 1 with the reason in why ("freezer.state FROZEN, set on <dir>"), 0 not,
+	 * negative errno with the message set. */
+	int (*frozen_by)(char *dir, size_t root_len, char *why, size_t size);
 	/* Fill the group's part of the statistics; errors name the file. */
 	cg_stat_fn *stats[CG_STAT__MAX];
 };

@@ -49,13 +49,20 @@ static int v1_memory(const char *dir, const spec_resources *r)
 				       (long long)m->limit.v, (unsigned long long)usage);
 	}
 	/* memsw (memory+swap) may never be below the memory limit: when the
-	 * new limit is above the current memsw limit, raise memsw first. */
+	 * new limit is above the current memsw limit, raise memsw first. An
+	 * unlimited memory limit without a swap value lifts memsw too (runc
+	 * does; the kernel would refuse it under a memsw limit otherwise). */
 	bool swap = m->swap.has && m->swap.v != 0;
+	int64_t swap_v = m->swap.v;
+	if (!swap && m->limit.has && m->limit.v == -1) {
+		swap = true;
+		swap_v = -1;
+	}
 	bool swap_done = false;
 	if (m->limit.has) {
 		k = w_i64(FIELD("memory.limit"), dir, "memory.limit_in_bytes", m->limit.v);
 		if (k == -EINVAL && swap) {
-			if ((k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", m->swap.v,
+			if ((k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", swap_v,
 					    "swap accounting disabled?")) < 0)
 				return k;
 			swap_done = true;
@@ -65,10 +72,11 @@ static int v1_memory(const char *dir, const spec_resources *r)
 			return k;
 	}
 	if (swap && !swap_done) {
-		k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", m->swap.v,
+		k = w_optional(FIELD("memory.swap"), dir, "memory.memsw.limit_in_bytes", swap_v,
 			       "swap accounting disabled?");
-		if (k < 0 && !(k == -ENOENT && m->swap.v == -1)) /* unlimited without memsw: nothing to do */
+		if (k < 0 && !(k == -ENOENT && swap_v == -1)) /* unlimited without memsw: nothing to do */
 			return k;
+		err_clear();
 	}
 	if (m->reservation.has &&
 	    (k = w_i64(FIELD("memory.reservation"), dir, "memory.soft_limit_in_bytes", m->reservation.v)) < 0)
@@ -139,18 +147,18 @@ static int v1_cpuset(const char *dir, const spec_resources *r)
 	return 0;
 }
 
-/* blkio.weight is CFQ's (gone since Linux 5.0); BFQ's file takes the same
- * values. */
+/* blkio.weight and blkio.weight_device are CFQ's (gone since Linux 5.0);
+ * BFQ's blkio.bfq.weight and blkio.bfq.weight_device take the same values
+ * (a bare weight; "MAJ:MIN WEIGHT"). */
 static int weight_write(const char *field, const char *dir, const char *cfq, const char *val)
 {
+	char bfq[64];
+	snprintf(bfq, sizeof bfq, "blkio.bfq.%s", cfq + strlen("blkio."));
 	int k = cg_write(field, dir, cfq, val);
-	if (k == -ENOENT && !strcmp(cfq, "blkio.weight_device"))
-		k = cg_write(field, dir, "blkio.bfq.weight", val);
-	else if (k == -ENOENT && !strcmp(cfq, "blkio.weight"))
-		k = cg_write(field, dir, "blkio.bfq.weight", val);
 	if (k == -ENOENT)
-		return err_set(ENOENT, "%s: neither %s nor blkio.bfq.weight exists (no CFQ or BFQ I/O scheduler?)",
-			       field, cfq);
+		k = cg_write(field, dir, bfq, val);
+	if (k == -ENOENT)
+		return err_set(ENOENT, "%s: neither %s nor %s exists (no CFQ or BFQ I/O scheduler?)", field, cfq, bfq);
 	return k;
 }
 
@@ -290,6 +298,34 @@ static int v1_freeze_state(const char *dir)
 	if (n < 0)
 		return err_set(-n, "cgroup: read %s/freezer.state", dir);
 	return !strcmp(buf, "FROZEN");
+}
+
+/* freezer.state shows the effective state, a parent's freeze included;
+ * freezer.self_freezing tells which directory asked for it. */
+static int v1_frozen_by(char *dir, size_t root_len, char *why, size_t size)
+{
+	char state[32], self[8];
+	size_t len = strlen(dir);
+	int n = cg_read(dir, "freezer.state", state, sizeof state);
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0)
+		return err_set(-n, "cgroup: read %s/freezer.state", dir);
+	if (!strcmp(state, "THAWED"))
+		return 0;
+	snprintf(why, size, "freezer.state %s", state);
+	for (char *slash; strlen(dir) > root_len; *slash = '\0') {
+		if (cg_read(dir, "freezer.self_freezing", self, sizeof self) > 0 && !strcmp(self, "1")) {
+			size_t k = strlen(why);
+			snprintf(why + k, size - k, ", set on %s", dir);
+			break;
+		}
+		if (!(slash = strrchr(dir, '/')))
+			break;
+	}
+	while (strlen(dir) < len) /* undo the cuts */
+		dir[strlen(dir)] = '/';
+	return 1;
 }
 
 static int v1_freeze(const char *dir, bool frozen)
@@ -565,6 +601,7 @@ const struct cgroup_ops cgroup_v1_ops = {
 	},
 	.freeze = v1_freeze,
 	.freeze_state = v1_freeze_state,
+	.frozen_by = v1_frozen_by,
 	.stats = {
 		[CG_STAT_CPUACCT] = v1_stat_cpuacct,
 		[CG_STAT_CPU] = v1_stat_cpu,

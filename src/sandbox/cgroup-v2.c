@@ -240,6 +240,31 @@ static int v2_freeze_state(const char *dir)
 	return frozen == 1;
 }
 
+/* cgroup.freeze is each directory's own request: look at every ancestor. */
+static int v2_frozen_by(char *dir, size_t root_len, char *why, size_t size)
+{
+	char buf[8];
+	size_t len = strlen(dir);
+	int r = 0;
+	for (char *slash; strlen(dir) > root_len; *slash = '\0') {
+		int n = cg_read(dir, "cgroup.freeze", buf, sizeof buf);
+		if (n < 0 && n != -ENOENT) { /* ENOENT: no freezer (Linux < 5.2) */
+			r = err_set(-n, "cgroup: read %s/cgroup.freeze", dir);
+			break;
+		}
+		if (n > 0 && !strcmp(buf, "1")) {
+			snprintf(why, size, "cgroup.freeze 1, set on %s", dir);
+			r = 1;
+			break;
+		}
+		if (!(slash = strrchr(dir, '/')))
+			break;
+	}
+	while (strlen(dir) < len)
+		dir[strlen(dir)] = '/';
+	return r;
+}
+
 static int v2_freeze(const char *dir, bool frozen)
 {
 	char path[4096], buf[256];
@@ -440,6 +465,7 @@ const struct cgroup_ops cgroup_v2_ops = {
 	},
 	.freeze = v2_freeze,
 	.freeze_state = v2_freeze_state,
+	.frozen_by = v2_frozen_by,
 	.stats = {
 		[CG_STAT_CPUACCT] = v2_stat_cpuacct,
 		[CG_STAT_CPU] = v2_stat_cpu,

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -660,6 +661,27 @@ int cgroup_destroy(cgroup *cg)
 	return r;
 }
 
+/* A process put in a frozen cgroup freezes at once: the container's init
+ * would never answer and create would hang (a paused container's cgroup left
+ * behind, a frozen slice). Every hierarchy with a freezer is asked: the v1
+ * freezer and cgroup2 (whose cgroup.freeze also exists on hybrid hosts). */
+static int refuse_frozen(cgroup *cg)
+{
+	for (size_t i = 0; i < cg->n; i++) {
+		struct cg_dir *d = &cg->d[i];
+		const struct cgroup_ops *ops = d->h->v2 ? &cgroup_v2_ops :
+					       (d->h->ctrls & (1u << C_FREEZER)) ? &cgroup_v1_ops : NULL;
+		char why[PATH_MAX + 64];
+		int r = ops ? ops->frozen_by(d->path, strlen(d->path) - strlen(d->rel), why, sizeof why) : 0;
+		if (r < 0)
+			return r;
+		if (r > 0)
+			return err_set(EBUSY, "cgroup '%s' is frozen (%s): its processes would never run; "
+				       "thaw it or choose another cgroup", d->path, why);
+	}
+	return 0;
+}
+
 int cgroup_create(const char *path, const char *id, cgroup **ret)
 {
 	_cleanup_free_ char *def = NULL, *selfcg = NULL;
@@ -707,7 +729,7 @@ int cgroup_create(const char *path, const char *id, cgroup **ret)
 		if (h->v2)
 			v2_enable_controllers(d->path, root_len);
 	}
-	if ((r = build_saved(cg)) < 0)
+	if ((r = refuse_frozen(cg)) < 0 || (r = build_saved(cg)) < 0)
 		goto fail;
 	*ret = TAKE_PTR(cg);
 	return 0;

@@ -45,7 +45,8 @@ static void put_str(struct buf *b, const char *s)
 static void canonical(const spec_seccomp *s, struct buf *b)
 {
 	const struct scmp_version *v = seccomp_version();
-	put(b, "isola-seccomp-key-1", 19);
+	/* key-2: programs carry the ENOSYS stub (seccomp-enosys.c) */
+	put(b, "isola-seccomp-key-2", 19);
 	put_u64(b, v ? ((uint64_t)v->major << 32 | v->minor << 16 | v->micro) : 0);
 	put_u64(b, s->default_action);
 	put_u64(b, s->default_errno_ret.has);

@@ -292,6 +292,8 @@ int seccomp_compile(const spec_seccomp *s, seccomp_prog *ret)
 
 	seccomp_prog p = { .flags = s->flags, .needs_listener = notify };
 	r = export_bpf(ctx, &p);
+	if (r == 0 && (r = seccomp_enosys_stub(s, def, &p)) < 0)
+		seccomp_prog_free(&p);
 	if (r < 0)
 		return r;
 	*ret = p;

@@ -2,6 +2,7 @@
  * the runtime, install it in the container init just before exec. */
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
 #include <linux/filter.h>
 #include "spec/spec.h"
 
@@ -17,6 +18,12 @@ typedef struct {
  * ("linux.seccomp.syscalls[3].action: unknown action ..."). */
 int seccomp_compile(const spec_seccomp *s, seccomp_prog *ret);
 void seccomp_prog_free(seccomp_prog *p);
+/* Put the ENOSYS stub in front of `p`, libseccomp's program for `s` with
+ * default action `def` (seccomp-enosys.c): when the default refuses (errno
+ * other than ENOSYS, kill, trap), syscall numbers above the highest one the
+ * profile names on an architecture fail with ENOSYS, as under runc, so that
+ * libc falls back from syscalls newer than the profile. No-op otherwise. */
+int seccomp_enosys_stub(const spec_seccomp *s, uint32_t def, seccomp_prog *p);
 /* Serialise to / from a byte blob (to hand a compiled program to the init or
  * to cache it). */
 int seccomp_prog_to_blob(const seccomp_prog *p, void **ret, size_t *len);

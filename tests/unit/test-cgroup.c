@@ -362,10 +362,21 @@ static void test_backend_formats(void)
 	r.memory.kernel = (opt_i64){ true, 1 << 20 };
 	CHECK_INT(v1->apply[CG_RES_MEMORY](fakedir, &r), -ENOENT);
 	CHECK_CONTAINS(err_msg(), "linux.resources.memory.kernel: memory.kmem.limit_in_bytes does not exist");
+	/* an unlimited limit without a swap value lifts memory+swap too (runc);
+	 * without swap accounting there is nothing to lift */
+	fake("memory.limit_in_bytes memory.memsw.limit_in_bytes");
+	memset(&r, 0, sizeof r);
+	r.memory.limit = (opt_i64){ true, -1 };
+	CHECK_INT(v1->apply[CG_RES_MEMORY](fakedir, &r), 0);
+	CHECK_STR(fread_("memory.limit_in_bytes"), "-1");
+	CHECK_STR(fread_("memory.memsw.limit_in_bytes"), "-1");
+	fake("memory.limit_in_bytes");
+	CHECK_INT(v1->apply[CG_RES_MEMORY](fakedir, &r), 0);
+	CHECK_STR(fread_("memory.limit_in_bytes"), "-1");
 
 	/* v1 cpu and blkio (BFQ only, as on kernels since 5.0) */
 	fake("cpu.shares cpu.cfs_quota_us cpu.cfs_period_us cpu.rt_period_us cpu.rt_runtime_us blkio.bfq.weight "
-	     "blkio.throttle.write_iops_device");
+	     "blkio.bfq.weight_device blkio.throttle.write_iops_device");
 	memset(&r, 0, sizeof r);
 	r.cpu.shares = (opt_u64){ true, 512 };
 	r.cpu.quota = (opt_i64){ true, -1 };
@@ -387,6 +398,16 @@ static void test_backend_formats(void)
 	CHECK_INT(v1->apply[CG_RES_BLKIO](fakedir, &r), 0);
 	CHECK_STR(fread_("blkio.bfq.weight"), "300");
 	CHECK_STR(fread_("blkio.throttle.write_iops_device"), "8:0 100");
+	/* per device: BFQ's weight_device file, never the bare-number one */
+	spec_weight_dev wd = { .major = 7, .minor = 3, .weight = { true, 500 } };
+	r.blkio.weight.has = false;
+	r.blkio.weight_device = &wd;
+	r.blkio.n_weight_device = 1;
+	CHECK_INT(v1->apply[CG_RES_BLKIO](fakedir, &r), 0);
+	CHECK_STR(fread_("blkio.bfq.weight_device"), "7:3 500");
+	CHECK_STR(fread_("blkio.bfq.weight"), "300");
+	r.blkio.weight_device = NULL;
+	r.blkio.n_weight_device = 0;
 	r.blkio.leaf_weight = (opt_u64){ true, 10 };
 	CHECK(v1->apply[CG_RES_BLKIO](fakedir, &r) < 0);
 	CHECK_CONTAINS(err_msg(), "linux.resources.blockIO.leafWeight: blkio.leaf_weight does not exist");
@@ -892,6 +913,82 @@ static void test_undo(void)
 	CHECK_INT(rmdir(parent), 0);
 }
 
+static void write_str(const char *dir, const char *rel, const char *file, const char *val)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s%s/%s", dir, rel, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, val, strlen(val)) == (ssize_t)strlen(val));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A frozen cgroup, the target itself or an ancestor, in the v1 freezer or
+ * cgroup2 (hybrid hosts have cgroup.freeze too): create refuses it at once,
+ * naming the frozen directory, makes nothing and removes nothing. */
+static void test_frozen(void)
+{
+	struct { const char *mnt, *file, *on, *off; } fz[2];
+	int n = 0;
+	if (v1_mount("freezer"))
+		fz[n++] = (__typeof__(fz[0])){ v1_mount("freezer"), "freezer.state", "FROZEN", "THAWED" };
+	if (v2_mount())
+		fz[n++] = (__typeof__(fz[0])){ v2_mount(), "cgroup.freeze", "1", "0" };
+	char top[128], target[160];
+	snprintf(top, sizeof top, "%s-frz", base);
+	snprintf(target, sizeof target, "%s/ct", top);
+	for (int i = 0; i < n; i++) {
+		for (int self = 0; self < 2; self++) {
+			const char *frozen = self ? target : top;
+			char dir[512], want[640];
+			snprintf(dir, sizeof dir, "%s%s", fz[i].mnt, top);
+			CHECK_INT(mkdir(dir, 0755), 0);
+			if (self) {
+				snprintf(dir, sizeof dir, "%s%s", fz[i].mnt, target);
+				CHECK_INT(mkdir(dir, 0755), 0);
+			}
+			char ffile[256];
+			snprintf(ffile, sizeof ffile, "%s/%s", frozen, fz[i].file);
+			if (!exists(fz[i].mnt, ffile)) { /* cgroup2 before Linux 5.2 */
+				printf("test-cgroup: SKIP frozen cgroups in %s: no %s\n", fz[i].mnt, fz[i].file);
+				rmdir(dir);
+				snprintf(dir, sizeof dir, "%s%s", fz[i].mnt, top);
+				rmdir(dir);
+				break;
+			}
+			write_str(fz[i].mnt, frozen, fz[i].file, fz[i].on);
+			cgroup *cg = NULL;
+			err_clear();
+			CHECK_INT(cgroup_create(target, "x", &cg), -EBUSY);
+			CHECK(cg == NULL);
+			CHECK_CONTAINS(err_msg(), "is frozen");
+			snprintf(want, sizeof want, "set on %s%s", fz[i].mnt, frozen);
+			CHECK_CONTAINS(err_msg(), want);
+			CHECK(exists(fz[i].mnt, frozen)); /* not ours to remove */
+			CHECK_STR(readf("%s%s/%s", fz[i].mnt, frozen, fz[i].file), fz[i].on);
+			if (!self)
+				CHECK(!exists(fz[i].mnt, target)); /* what it made is gone */
+			for (int k = 0; k < n_mnts; k++)
+				if (strcmp(mnts[k].dir, fz[i].mnt))
+					CHECK(!exists(mnts[k].dir, top));
+			/* thawed, the same cgroup is fine */
+			write_str(fz[i].mnt, frozen, fz[i].file, fz[i].off);
+			CHECK_INT(cgroup_create(target, "x", &cg), 0);
+			if (cg) {
+				CHECK_INT(cgroup_destroy(cg), 0);
+				cgroup_free(cg);
+			}
+			for (int k = 0; k < n_mnts; k++) {
+				snprintf(dir, sizeof dir, "%.255s%s", mnts[k].dir, target);
+				rmdir(dir);
+				snprintf(dir, sizeof dir, "%.255s%s", mnts[k].dir, top);
+				rmdir(dir);
+			}
+		}
+	}
+	check_dirs(top, false);
+}
+
 /* In a child with its own mount namespace: the container's cgroup mount. */
 static int mount_child(const char *dir, bool cgroupns, cgroup *cg)
 {
@@ -1000,6 +1097,7 @@ int main(void)
 	test_shared();
 	test_path_forms();
 	test_undo();
+	test_frozen();
 	test_mount();
 	check_dirs(base, false);
 	printf("test-cgroup: mode %s, %d hierarchies\n", mode_names[mode], n_mnts);
