@@ -665,8 +665,10 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 }
 
 /* The device rules the container gets on top of linux.resources.devices:
- * its own linux.devices and the default devices, as runc and crun do, so
- * that a deny-all list still leaves /dev usable. */
+ * mknod of its own linux.devices (the init creates them after the rules
+ * apply; runc creates them before), and the default devices, as runc and
+ * crun do, so that a deny-all list still leaves /dev usable. Reading and
+ * writing a linux.devices node is up to linux.resources.devices. */
 static int apply_resources(cgroup *cg, const oci_spec *s)
 {
 	static const spec_dev_rule defaults[] = {
@@ -689,7 +691,7 @@ static int apply_resources(cgroup *cg, const oci_spec *s)
 		const spec_device *d = &s->linux.devices[i];
 		if (d->type == 'p')
 			continue;
-		rules[k++] = (spec_dev_rule){ true, d->type == 'u' ? 'c' : d->type, d->major, d->minor, "rwm" };
+		rules[k++] = (spec_dev_rule){ true, d->type == 'u' ? 'c' : d->type, d->major, d->minor, "m" };
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++)
 		rules[k++] = defaults[i];

@@ -437,19 +437,10 @@ KMSG = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0
 OPEN_KMSG = "ls -l /dev/kmsg; if (: 3>/dev/kmsg); then echo open-ok; else echo open-refused; fi"
 
 
-# The fix is in src/runtime/container.c (apply_resources: a linux.devices
-# entry adds "m", not "rwm"), which this branch does not own; remove the
-# mark with it (strict: the tests fail the run once they pass).
-NEEDS_CONTAINER_C = pytest.mark.xfail_runtime(
-    "isola", reason="needs the apply_resources change in src/runtime/container.c "
-    "(linux.devices entries allowed 'm' only)")
-
-
 @pytest.mark.parametrize("rules,opens", [
-    pytest.param([{"allow": False, "access": "rwm"}], False, marks=NEEDS_CONTAINER_C),
-    pytest.param([{"allow": True, "access": "rwm"},
-                  {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwm"}], False,
-                 marks=NEEDS_CONTAINER_C),
+    ([{"allow": False, "access": "rwm"}], False),
+    ([{"allow": True, "access": "rwm"},
+      {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwm"}], False),
     ([{"allow": False, "access": "rwm"},
       {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}], True),
 ], ids=["deny-all", "allow-all-but-kmsg", "allow-kmsg"])
