@@ -977,7 +977,7 @@ static int signal_init(const container_state *st, int sig)
  * a handler for it installed (or ignored) and the process blocked. */
 static void wait_for_settled_init(const char *root, const container_state *st, int sig)
 {
-	if (sig == SIGKILL || sig == SIGSTOP || st->status != ST_RUNNING)
+	if (sig == 0 || sig == SIGKILL || sig == SIGSTOP || st->status != ST_RUNNING)
 		return;
 	char path[PATH_MAX];
 	struct stat sb;

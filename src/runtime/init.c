@@ -235,21 +235,15 @@ process:
 		if (r < 0)
 			return r;
 		*prog_loaded = true;
-		if (prog->needs_listener) {
-			/* The listener fd must reach the runtime before create returns. */
-			int lfd = -1;
-			if ((r = seccomp_install(prog, &lfd)) < 0)
-				return r;
-			r = sync_send(sync, SYNC_LISTENER, NULL, 0, lfd);
-			close(lfd);
-			if (r < 0)
-				return err_set(-r, "send the seccomp listener to the runtime");
-			*prog_loaded = false;
-		}
 	}
 	if (slave >= 0) {
 		if ((r = console_attach(slave)) < 0)
 			return r;
+		/* The process must be able to reopen its own terminal (gpg,
+		 * script, password prompts): the pty is its user's, in the
+		 * group devpts gave it (gid= of the mount, tty). */
+		if (fchown(slave, s->process.uid, (gid_t)-1) < 0)
+			return err_set(errno, "process.terminal: give the pty to uid %u", (unsigned)s->process.uid);
 	} else if (setsid() < 0) {
 		/* Its own session, as with a terminal (CRIU refuses a session
 		 * leader outside the pid namespace). For exec, the caller's
@@ -260,11 +254,49 @@ process:
 	return 0;
 }
 
+/* chdir into process.cwd. A cwd reached through a leaked fd would lie
+ * outside the root (CVE-2024-21626): the kernel then reports it
+ * unreachable. With ret_done, a refused chdir is left for a second try as
+ * the container's user (*ret_done false); without it, it is an error. */
+static int enter_cwd(const char *cwd, bool *ret_done)
+{
+	if (chdir(cwd) < 0) {
+		if (ret_done && (errno == EACCES || errno == EPERM)) {
+			*ret_done = false;
+			return 0;
+		}
+		return err_set(errno, "process.cwd: chdir '%s'", cwd);
+	}
+	char buf[PATH_MAX];
+	errno = 0;
+	if (!getcwd(buf, sizeof buf) || buf[0] != '/')
+		return err_set(errno ? errno : EPERM, "process.cwd: '%s' is outside the container", cwd);
+	if (ret_done)
+		*ret_done = true;
+	return 0;
+}
+
+/* Load the seccomp filter; a listener fd (SCMP_ACT_NOTIFY) goes to the
+ * runtime before create or exec returns. */
+static int install_filter(int sync, seccomp_prog *prog)
+{
+	if (!prog->needs_listener)
+		return seccomp_install(prog, NULL);
+	int lfd = -1;
+	int r = seccomp_install(prog, &lfd);
+	if (r < 0)
+		return r;
+	r = sync_send(sync, SYNC_LISTENER, NULL, 0, lfd);
+	close(lfd);
+	return r < 0 ? err_set(-r, "send the seccomp listener to the runtime") : 0;
+}
+
 int container_init_main(int sync)
 {
 	struct sync_msg cfg = { 0 }, om = { 0 };
 	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1 };
 	_cleanup_free_ char *exe = NULL;
+	char **env = NULL; /* process.env + HOME; lives until execve */
 	oci_spec *s = NULL;
 	seccomp_prog prog = { 0 };
 	bool prog_loaded = false;
@@ -285,15 +317,6 @@ int container_init_main(int sync)
 		goto fail;
 	}
 	memcpy(&o, om.data, sizeof o);
-	/* exec, or create into a pid namespace joined by path: processes of
-	 * the container will see this one before it runs the container's
-	 * command. Non-dumpable, they cannot ptrace it or open its
-	 * /proc/PID/{root,cwd,fd,mem,environ} without CAP_SYS_PTRACE over the
-	 * host's user namespace (execve made a readable binary dumpable). */
-	if ((o.flags & (INIT_EXEC | INIT_SHARED_PIDNS)) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
-		r = err_set(errno, "prctl(PR_SET_DUMPABLE)");
-		goto fail;
-	}
 	/* Inherited across the re-exec; hooks run from here must not keep them. */
 	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(mine); i++)
@@ -315,51 +338,51 @@ int container_init_main(int sync)
 	}
 	if (!s->bundle)
 		s->bundle = strdup(o.bundle);
+	/* exec: the container's process.oomScoreAdj, not the caller's (a
+	 * kubelet's containerd runs at -999). Set here, on the host's /proc,
+	 * and inherited by the fork into the pid namespace. */
+	if ((o.flags & INIT_EXEC) && s->process.oom_score_adj.has) {
+		char val[32];
+		snprintf(val, sizeof val, "%lld", (long long)s->process.oom_score_adj.v);
+		if ((r = write_str("/proc/self/oom_score_adj", val)) < 0) {
+			err_wrap(r, "process.oomScoreAdj");
+			goto fail;
+		}
+	}
+	/* exec, or create into a pid namespace joined by path: processes of
+	 * the container will see this one (after slow_enter's fork) before it
+	 * runs the container's command. Non-dumpable, with an image that
+	 * belongs to the host's user namespace, it cannot be ptraced by them
+	 * nor its /proc/PID/{root,cwd,fd,mem,environ} opened. */
+	if ((o.flags & (INIT_EXEC | INIT_SHARED_PIDNS)) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		r = err_set(errno, "prctl(PR_SET_DUMPABLE)");
+		goto fail;
+	}
 	if ((o.flags & INIT_SLOW) && (r = slow_enter(sync, s, &o)) < 0)
 		goto fail;
 	if ((r = init_setup(sync, s, &o, &prog, &prog_loaded)) < 0)
 		goto fail;
-	if ((r = process_find_executable(s, &exe)) < 0)
+	if ((r = process_find_executable(s, &exe)) < 0 || (r = process_env(s, &env)) < 0)
 		goto fail;
-	if (o.flags & INIT_EXEC)
-		goto exec; /* the sync socket closes at exec: that is success */
-	if ((r = sync_send(sync, SYNC_READY, NULL, 0, -1)) < 0) {
-		r = err_set(-r, "tell the runtime the container is created");
-		goto fail;
-	}
-	close(sync);
-	sync = -1;
-	sync_msg_clear(&cfg);
-	sync_msg_clear(&om);
-
-	/* Created: everything below runs after `start`. */
-	if ((r = wait_for_start(o.fifo_fd)) < 0)
-		goto fail;
-	close(o.fifo_fd);
-	if ((r = run_container_hooks(s, HOOK_START_CONTAINER, &o, "created")) < 0)
-		goto fail;
-exec:
 	if (s->process.umask.has)
 		umask((mode_t)s->process.umask.v);
 	/* Before the filter goes in: profiles need not allow close_range. */
 	if ((r = seal_fds(o.preserve_fds)) < 0)
 		goto fail;
-	/* A cwd reached through a leaked fd would lie outside the root
-	 * (CVE-2024-21626): the kernel then reports it unreachable. Checked
-	 * here, before the filter (which may refuse getcwd); the chdir is done
-	 * again as the container's user below. */
-	char cwdbuf[PATH_MAX];
-	errno = 0;
-	if (chdir(s->process.cwd ? s->process.cwd : "/") == 0 &&
-	    (!getcwd(cwdbuf, sizeof cwdbuf) || cwdbuf[0] != '/')) {
-		r = err_set(errno ? errno : EPERM, "process.cwd: '%s' is outside the container", s->process.cwd);
+	/* The working directory is entered while still privileged, so that
+	 * a user may start in a directory only root can search (runc does
+	 * the same); where root cannot enter it (root_squash), it is tried
+	 * again as the user. */
+	const char *cwd = s->process.cwd ? s->process.cwd : "/";
+	bool cwd_done = false;
+	if ((r = enter_cwd(cwd, &cwd_done)) < 0)
 		goto fail;
-	}
 	bool nnp = s->process.no_new_privileges;
+	/* Without no_new_privs the filter needs CAP_SYS_ADMIN: it goes in
+	 * before the capabilities go; with it, as late as possible, so that
+	 * the profile need allow only what runs after it. */
 	if (prog_loaded && !nnp) {
-		/* Without no_new_privs the filter needs CAP_SYS_ADMIN: load it
-		 * before the capabilities go. */
-		if ((r = seccomp_install(&prog, NULL)) < 0)
+		if ((r = install_filter(sync, &prog)) < 0)
 			goto fail;
 		prog_loaded = false;
 	}
@@ -369,15 +392,29 @@ exec:
 		r = err_set(errno, "process.noNewPrivileges");
 		goto fail;
 	}
-	if (prog_loaded && (r = seccomp_install(&prog, NULL)) < 0)
+	if (!cwd_done && (r = enter_cwd(cwd, NULL)) < 0)
 		goto fail;
-	if (chdir(s->process.cwd ? s->process.cwd : "/") < 0) {
-		r = err_set(errno, "process.cwd: chdir '%s'", s->process.cwd);
+	if (prog_loaded && (r = install_filter(sync, &prog)) < 0)
 		goto fail;
+	if (!(o.flags & INIT_EXEC)) {
+		if ((r = sync_send(sync, SYNC_READY, NULL, 0, -1)) < 0) {
+			r = err_set(-r, "tell the runtime the container is created");
+			goto fail;
+		}
+		close(sync);
+		sync = -1;
+		sync_msg_clear(&cfg);
+		sync_msg_clear(&om);
+		/* Created: everything below runs after `start`. */
+		if ((r = wait_for_start(o.fifo_fd)) < 0)
+			goto fail;
+		close(o.fifo_fd);
+		if ((r = run_container_hooks(s, HOOK_START_CONTAINER, &o, "created")) < 0)
+			goto fail;
 	}
-
+	/* exec: the sync socket closes at execve, which tells the runtime. */
 	char *empty_env[] = { NULL };
-	execve(exe, s->process.args, s->process.env ? s->process.env : empty_env);
+	execve(exe, s->process.args, env ? env : s->process.env ? s->process.env : empty_env);
 	r = err_set(errno, "exec '%s'", exe);
 fail:
 	if (sync >= 0) {

@@ -2,7 +2,10 @@
 #include "process.h"
 #include "util/err.h"
 #include "util/cleanup.h"
+#include <fcntl.h>
 #include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
@@ -158,4 +161,70 @@ int process_find_executable(const oci_spec *s, char **ret)
 		p = end + 1;
 	}
 	return err_set(ENOENT, "process.args[0]: executable file '%s' not found in $PATH", name);
+}
+
+/* The home directory of uid in the container's /etc/passwd, or "/". The
+ * file is the tenant's: not followed out of the root (we are inside it),
+ * never a FIFO or device that could block us, read up to a bound. */
+static char *passwd_home(uid_t uid)
+{
+	char *home = NULL;
+	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	FILE *f = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "re"))) {
+		if (fd >= 0)
+			close(fd);
+		return strdup("/");
+	}
+	char *line = NULL;
+	size_t cap = 0, total = 0;
+	ssize_t n;
+	while (!home && total < (16u << 20) && (n = getline(&line, &cap, f)) > 0) {
+		total += (size_t)n;
+		/* name:passwd:uid:gid:gecos:home:shell */
+		char *fields[7] = { 0 }, *p = line;
+		size_t k = 0;
+		for (; k < 7 && p; k++) {
+			fields[k] = p;
+			p = strchr(p, ':');
+			if (p)
+				*p++ = '\0';
+		}
+		if (k < 6)
+			continue;
+		char *end;
+		errno = 0;
+		unsigned long u = strtoul(fields[2], &end, 10);
+		if (errno || end == fields[2] || *end || u != uid)
+			continue;
+		fields[5][strcspn(fields[5], "\n")] = '\0';
+		if (fields[5][0])
+			home = strdup(fields[5]);
+	}
+	free(line);
+	fclose(f);
+	return home ? home : strdup("/");
+}
+
+int process_env(const oci_spec *s, char ***ret)
+{
+	size_t n = s->process.env ? s->process.n_env : 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(s->process.env[i], "HOME=", 5)) {
+			*ret = NULL; /* process.env as it is */
+			return 0;
+		}
+	_cleanup_free_ char *home = passwd_home(s->process.uid);
+	char **env = calloc(n + 2, sizeof *env);
+	char *kv = NULL;
+	if (!home || !env || asprintf(&kv, "HOME=%s", home) < 0) {
+		free(env);
+		return err_set(ENOMEM, "process.env: HOME");
+	}
+	for (size_t i = 0; i < n; i++)
+		env[i] = s->process.env[i];
+	env[n] = kv;
+	*ret = env;
+	return 0;
 }

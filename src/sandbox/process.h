@@ -13,3 +13,9 @@ int process_set_sched(const oci_spec *s);
 int process_find_executable(const oci_spec *s, char **ret);
 /* Value of PATH in a NULL-terminated env array, or the default. */
 const char *process_env_path(char *const *env);
+/* process.env with HOME added from the container's /etc/passwd for
+ * process.user.uid ("/" when it has none), as runc does, when the config
+ * does not set it; *ret is NULL when process.env already has HOME, else a
+ * malloc'd array whose strings are process.env's plus one malloc'd HOME=.
+ * Runs inside the container's root. */
+int process_env(const oci_spec *s, char ***ret);

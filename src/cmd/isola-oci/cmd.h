@@ -15,7 +15,7 @@ void debugf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_signal(const char *s);
 /* `run`: create + start, then (unless detached) wait, forwarding signals and
  * the terminal, delete, and exit with the container's status. */
-int run_container(struct create_opts *o, bool detach);
+int run_container(struct create_opts *o, bool detach, bool keep);
 #include "runtime/foreground.h"
 int cmd_exec(int argc, char **argv);
 /* cmd-resources.c: pause, resume, update, ps; cmd-events.c: events (runc

@@ -134,7 +134,7 @@ static int cmd_create_or_run(int argc, char **argv, bool run)
 {
 	const char *cmd = run ? "run" : "create";
 	struct create_opts o = { .root = g.root, .bundle = ".", .console_fd = -1 };
-	bool detach = false;
+	bool detach = false, keep = false;
 	static const struct option opts[] = {
 		{ "bundle", required_argument, 0, 'b' }, { "pid-file", required_argument, 0, 'p' },
 		{ "console-socket", required_argument, 0, 'c' }, { "no-pivot", no_argument, 0, 'n' },
@@ -159,7 +159,8 @@ static int cmd_create_or_run(int argc, char **argv, bool run)
 			break;
 		}
 		case 'd': detach = true; break;
-		case 'k': case 'K': case 'S': break;
+		case 'K': keep = true; break;
+		case 'k': case 'S': break;
 		default: return usage_error(cmd, "unknown option");
 		}
 	}
@@ -167,13 +168,15 @@ static int cmd_create_or_run(int argc, char **argv, bool run)
 		return usage_error(cmd, "expected exactly one container id");
 	if (!run && detach)
 		return usage_error(cmd, "unknown option --detach");
+	if (!run && keep)
+		return usage_error(cmd, "unknown option --keep");
 	o.id = argv[optind];
 	if (!run) {
 		pid_t pid;
 		int r = container_create(&o, &pid);
 		return r < 0 ? fail_cmd(r) : 0;
 	}
-	return run_container(&o, detach);
+	return run_container(&o, detach, keep);
 }
 
 static int cmd_create(int argc, char **argv) { return cmd_create_or_run(argc, argv, false); }
@@ -232,7 +235,11 @@ static int cmd_kill(int argc, char **argv)
 	if (optind >= argc || argc - optind > 2)
 		return usage_error("kill", "usage: kill [--all] ID [SIGNAL]");
 	int sig = SIGTERM;
-	if (argc - optind == 2 && (sig = parse_signal(argv[optind + 1])) < 0)
+	/* Signal 0 is a liveness probe: it fails only when the container
+	 * (with --all: its cgroup) has nothing left to signal. */
+	if (argc - optind == 2 && !strcmp(argv[optind + 1], "0"))
+		sig = 0;
+	else if (argc - optind == 2 && (sig = parse_signal(argv[optind + 1])) < 0)
 		return usage_error("kill", "unknown signal \"%s\"", argv[optind + 1]);
 	int r = container_kill(g.root, argv[optind], sig, all);
 	return r < 0 ? fail_cmd(r) : 0;

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-int run_container(struct create_opts *o, bool detach)
+int run_container(struct create_opts *o, bool detach, bool keep)
 {
 	int r;
 	int csock[2] = { -1, -1 };
@@ -51,7 +51,8 @@ int run_container(struct create_opts *o, bool detach)
 		return 0;
 
 	int status = foreground_wait(pid, master, &mask);
-	if (container_delete(g.root, o->id, true) < 0)
+	/* --keep: left in "stopped" for the caller to inspect and delete. */
+	if (!keep && container_delete(g.root, o->id, true) < 0)
 		fail_cmd(-1);
 	return status;
 }
