@@ -206,6 +206,10 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 			return r;
 		sync_msg_clear(&m);
 	}
+	/* createContainer hooks run in the rootfs, as under runc: hooks that
+	 * use relative paths find the container's files. */
+	if (s->hooks[HOOK_CREATE_CONTAINER].n && fchdir(rootfd) < 0)
+		return err_set(errno, "chdir into root.path '%s'", s->root_path);
 	if ((r = run_container_hooks(s, HOOK_CREATE_CONTAINER, o, "creating")) < 0)
 		return r;
 	if ((r = rootfs_pivot(s, rootfd, o->flags & INIT_NO_PIVOT, o->flags & INIT_MOUNTNS)) < 0)

@@ -184,3 +184,15 @@ def test_run_keep_leaves_the_container_stopped(ctx, bundle):
     assert st["status"] == "stopped"
     ctx.run("delete", b.id).ok()
     assert ctx.run("state", b.id).rc != 0
+
+
+def test_create_container_hooks_run_in_the_rootfs(ctx, bundle):
+    """Hooks that use relative paths find the container's files."""
+    c = default_config(["true"])
+    b = bundle(c, out=True)
+    c["hooks"] = {"createContainer": [hook("/bin/sh", "-c", f"pwd > {b.out}/cwd; cat etc/hostname-probe > {b.out}/rel")]}
+    b.write()
+    (b.rootfs / "etc" / "hostname-probe").write_text("in-rootfs\n")
+    ctx.create(b).ok()
+    assert os.path.realpath((b.out / "cwd").read_text().strip()) == os.path.realpath(b.rootfs)
+    assert (b.out / "rel").read_text().strip() == "in-rootfs"
