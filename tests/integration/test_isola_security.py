@@ -458,9 +458,8 @@ def test_monitor_keeps_none_of_the_callers_fds(host):
     r, w = os.pipe()
     ino = f"pipe:[{os.fstat(w).st_ino}]"
     try:
-        p = subprocess.Popen(["/bin/sh", "-c", f'exec 7>&{w} {w}>&-; exec "$0" "$@"', str(ISOLA), "launch",
-                              "busybox", "fd2"], pass_fds=(w,), env=host.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
+        p = subprocess.Popen([str(ISOLA), "launch", "busybox", "fd2"], pass_fds=(w,), env=host.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(w)
         w = -1
         assert p.wait(timeout=60) == 0, p.stderr.read()
