@@ -161,11 +161,15 @@ def host(lxcfs_dir):
         list(Path("/sys/fs/cgroup").glob(h.cgroup_parent()))
     left = [m for m in mounts_mentioning(base)]
     procs = processes_mentioning(str(h.state))
+    ranges = [line for line in (Path("/var/lib/isola-idmap").read_text().splitlines()
+                                if Path("/var/lib/isola-idmap").exists() else [])
+              if line.endswith(" " + str(h.state.resolve()))]
     subprocess.run(["rm", "-rf", base])
     assert not procs, f"processes left after delete: {procs}"
     assert not Path(base).exists(), "the state directory was written to after the last delete"
     assert not left, f"mounts left on the host: {left}"
     assert not cg_left, f"cgroups left on the host: {cg_left}"
+    assert not ranges, f"host id ranges still reserved: {ranges}"
 
 
 def assert_gone(h, name, pid=None):

@@ -133,6 +133,10 @@ def host2(subids, lxcfs_dir):  # noqa: F811
 # ---- host id ranges ------------------------------------------------------------
 
 def test_two_stores_launching_at_once_get_disjoint_ranges_reserved_in_subid_files(host, host2):
+    # the stores exist first: concurrent first opens of a new database can
+    # fail with "database is locked" (PRAGMA journal_mode), not what this is about
+    for h in (host, host2):
+        h.ok("image", "list")
     procs = []
     for h in (host, host2):
         for i in range(3):
