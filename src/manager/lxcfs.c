@@ -1,6 +1,7 @@
 /* LXCFS: start the host's daemon on first use, stop it (tests), and list the
  * files it serves for the instances' bind mounts. */
 #include "lxcfs.h"
+#include "sandbox/cgroup.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -279,33 +280,84 @@ static void close_from(int lowfd)
 		(void)close(fd);
 }
 
-/* The root cgroup's cgroup.procs of every hierarchy, opened for writing:
- * the daemon serves the whole host and must not live in the cgroup of the
- * command that happened to start it (an instance's monitor, when it repairs). */
-static size_t open_root_cgroups(int fds[], size_t max)
+/* LXCFS does the work of every instance's reads, outside their cgroups: an
+ * instance capped at 0.5 CPU reading /proc/meminfo in a loop kept it busy at
+ * about 0.8 CPU. Its own cgroup bounds what all instances together can make
+ * it spend: an eighth of the host's CPUs, at least half a CPU (a top
+ * refreshing every second costs it about 1 ms). */
+#define LXCFS_CGROUP "/isola-lxcfs"
+#define LXCFS_CPU_PERIOD 100000
+
+static void cgroup_procs_path(const char *root, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s/cgroup.procs", root, LXCFS_CGROUP);
+}
+
+/* The hierarchy roots: /sys/fs/cgroup on cgroup v2, each v1 mount (and the
+ * hybrid cgroup2 one) below it otherwise. */
+static size_t cgroup_roots(char roots[][PATH_MAX], size_t max)
 {
 	size_t n = 0;
-	int fd = open("/sys/fs/cgroup/cgroup.procs", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) { /* cgroup v2 alone */
-		fds[n++] = fd;
+	if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) {
+		snprintf(roots[n++], PATH_MAX, "/sys/fs/cgroup");
 		return n;
 	}
 	_cleanup_closedir_ DIR *d = opendir("/sys/fs/cgroup");
 	struct dirent *e;
-	while (d && (e = readdir(d)) && n < max) {
-		char path[PATH_MAX];
-		if (e->d_name[0] == '.' || e->d_type != DT_DIR)
-			continue;
-		snprintf(path, sizeof path, "/sys/fs/cgroup/%s/cgroup.procs", e->d_name);
-		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0)
+	while (d && (e = readdir(d)) && n < max)
+		if (e->d_name[0] != '.' && e->d_type == DT_DIR)
+			snprintf(roots[n++], PATH_MAX, "/sys/fs/cgroup/%s", e->d_name);
+	return n;
+}
+
+/* The daemon's cgroup, made and capped; the cgroup.procs files to join it,
+ * opened for writing (in the root cgroups where it cannot be made). The
+ * daemon serves the whole host: it must not stay in the cgroup of the
+ * command that started it (an instance's monitor, when it repairs). */
+static size_t open_daemon_cgroups(int fds[], size_t max)
+{
+	char roots[32][PATH_MAX];
+	size_t nroots = cgroup_roots(roots, max < 32 ? max : 32), n = 0;
+	cgroup *cg = NULL;
+	bool own = cgroup_create(LXCFS_CGROUP, NULL, &cg) == 0;
+	if (own) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		int64_t quota = (int64_t)(cpus > 4 ? cpus : 4) * LXCFS_CPU_PERIOD / 8;
+		spec_resources r = { .present = true };
+		r.cpu.quota = (opt_i64){ true, quota };
+		r.cpu.period = (opt_u64){ true, LXCFS_CPU_PERIOD };
+		own = cgroup_apply(cg, &r) == 0;
+		cgroup_free(cg);
+	}
+	err_clear(); /* without its own cgroup the daemon still works */
+	for (size_t i = 0; i < nroots; i++) {
+		char path[PATH_MAX + 64];
+		if (own)
+			cgroup_procs_path(roots[i], path, sizeof path);
+		else
+			snprintf(path, sizeof path, "%s/cgroup.procs", roots[i]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0)
 			fds[n++] = fd;
 	}
 	return n;
 }
 
+/* The daemon's cgroup goes with the last daemon in it. */
+static void remove_daemon_cgroups(void)
+{
+	char roots[32][PATH_MAX];
+	size_t n = cgroup_roots(roots, 32);
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof path, "%s%s", roots[i], LXCFS_CGROUP);
+		(void)rmdir(path); /* busy while another daemon runs there */
+	}
+}
+
 /* Start `lxcfs -f` on dir in a grandchild in a session of its own (not our
  * child, process group or session), stdin /dev/null, output in <dir>.log,
- * no other fds, in the root cgroups. Only async-signal-safe calls after
+ * no other fds, in its own cgroup. Only async-signal-safe calls after
  * fork: the caller may have threads. */
 static int spawn(const struct lxcfs_paths *p, pid_t *ret_pid)
 {
@@ -322,7 +374,7 @@ static int spawn(const struct lxcfs_paths *p, pid_t *ret_pid)
 	char *argv[] = { LXCFS_BIN, "-f", "--enable-loadavg", "--enable-cfs", "-p", (char *)p->pid, (char *)p->dir, NULL };
 	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
 	int roots[32];
-	size_t nroots = open_root_cgroups(roots, ARRAY_SIZE(roots));
+	size_t nroots = open_daemon_cgroups(roots, ARRAY_SIZE(roots));
 
 	pid_t child = fork();
 	if (child < 0) {
@@ -474,6 +526,7 @@ int lxcfs_stop(const char *dir)
 	if (lock < 0)
 		return lock;
 	stop_recorded(&p, LXCFS_TIMEOUT_MS);
+	remove_daemon_cgroups();
 	if ((r = detach_mounts(p.dir)) < 0)
 		return r;
 	if (unlink(p.pid) < 0 && errno != ENOENT)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from test_isola_instance import ISOLA, TIMEOUT, meminfo_kb, mounts_mentioning, processes_mentioning, wait_for
+from test_isola_instance import (ISOLA, TIMEOUT, meminfo_kb, mounts_mentioning, processes_mentioning,
+                                 remove_lxcfs_cgroup, wait_for)
 
 STATE = Path("/var/lib/isola")
 RUN = Path("/run/isola")
@@ -82,6 +83,7 @@ def fresh_host():
             isola("delete", "--force", inst["name"])
     if not lxcfs_before:
         stop_lxcfs()
+        remove_lxcfs_cgroup()
     cg_left = list(Path("/sys/fs/cgroup").glob("*/isola")) + list(Path("/sys/fs/cgroup").glob("isola"))
     procs = processes_mentioning(str(STATE))
     left = mounts_mentioning(str(STATE)) + ([] if lxcfs_before else mounts_mentioning(str(RUN)))

@@ -128,6 +128,23 @@ class Host:
                 self.run("delete", "--force", inst["name"])
 
 
+def remove_lxcfs_cgroup():
+    """The LXCFS daemons' cgroup (/isola-lxcfs), once no daemon is left in it
+    (best effort: another test run's daemon may still be there)."""
+    for d in list(Path("/sys/fs/cgroup").glob("*/isola-lxcfs")) + list(Path("/sys/fs/cgroup").glob("isola-lxcfs")):
+        for _ in range(100):
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if (d / "cgroup.procs").read_text().strip():
+                    time.sleep(0.05)  # the daemon is still exiting
+                else:
+                    break
+
+
 @pytest.fixture(scope="module", autouse=True)
 def lxcfs_dir():
     """The tests' own LXCFS mount (ISOLA_LXCFS_DIR), stopped at the end: the
@@ -146,6 +163,7 @@ def lxcfs_dir():
             pass
     subprocess.run(["umount", "-l", str(d)], capture_output=True)
     wait_for(lambda: not mounts_mentioning(base), what="the LXCFS mount to go")
+    remove_lxcfs_cgroup()
     subprocess.run(["rm", "-rf", "--one-file-system", base])
 
 
