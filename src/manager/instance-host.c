@@ -51,24 +51,27 @@ int instance_dir_secure(const char *dir, int64_t idmap_base)
  * neither the monitor nor the instance. */
 void instance_close_inherited_fds(void)
 {
-	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	int self = dirfd(d);
 	int close_these[256];
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) && n < ARRAY_SIZE(close_these)) {
-		char *end;
-		long fd = strtol(e->d_name, &end, 10);
-		if (*end || end == e->d_name || fd < 3 || fd == self)
-			continue;
-		int flags = fcntl((int)fd, F_GETFD);
-		if (flags >= 0 && !(flags & FD_CLOEXEC))
-			close_these[n++] = (int)fd;
-	}
-	for (size_t i = 0; i < n; i++)
-		(void)close(close_these[i]);
+	size_t n;
+	do { /* a batch at a time: closing while reading the directory skips entries */
+		_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+		if (!d)
+			return;
+		int self = dirfd(d);
+		struct dirent *e;
+		n = 0;
+		while ((e = readdir(d)) && n < ARRAY_SIZE(close_these)) {
+			char *end;
+			long fd = strtol(e->d_name, &end, 10);
+			if (*end || end == e->d_name || fd < 3 || fd == self)
+				continue;
+			int flags = fcntl((int)fd, F_GETFD);
+			if (flags >= 0 && !(flags & FD_CLOEXEC))
+				close_these[n++] = (int)fd;
+		}
+		for (size_t i = 0; i < n; i++)
+			(void)close(close_these[i]);
+	} while (n == ARRAY_SIZE(close_these));
 }
 
 /* ---- the monitor's mount namespace ---------------------------------------------- */

@@ -1,5 +1,5 @@
 /* Running instances: the generated OCI bundle, start (a monitor process that
- * owns the instance's mount namespace, console and log), stop, the
+ * sets the instance up and keeps its console and log), stop, the
  * monitor's exit handler with the restart policy, live limits and usage. */
 #include "instance-internal.h"
 #include "idmap.h"
@@ -749,8 +749,8 @@ int instance_stop(struct manager *m, const char *name, bool force, int timeout_s
 	}
 	/* No monitor (killed by hand): nobody else records the end or cleans up.
 	 * The init is not our child: wait for it through a pidfd. */
-	if (sig != SIGKILL && init > 0 && !instance_wait_gone(init, timeout_s < 0 ? -1 : timeout_s * 1000))
-		sig = SIGKILL;
+	if (sig != SIGKILL && init > 0)
+		(void)instance_wait_gone(init, timeout_s < 0 ? -1 : timeout_s * 1000);
 	if ((r = instance_lock(m, name, true, &lock)) < 0)
 		return r;
 	(void)container_kill(m->run_dir, name, SIGKILL, true);

@@ -749,7 +749,8 @@ int instance_delete(struct manager *m, const char *name, bool force)
 		return db_error(m->db, rc, "delete instance");
 	/* The host ids go back once nothing of the instance holds them. */
 	if ((r = idmap_release(m->state_dir, name)) < 0)
-		return r;
+		return err_wrap(r, "instance '%s' is deleted, but its host ids stay reserved until the next create "
+				"takes them back", name);
 	instance_cgroup_parent_cleanup(m);
 	/* The monitor's exit handler needs the lock, then finds the row gone:
 	 * return once it has, so that no process of the instance outlives us. */
