@@ -1,7 +1,8 @@
 /* Running instances: the generated OCI bundle, start (a monitor process that
- * owns the instance's mount namespace, console and log), stop, the
+ * sets the instance up and keeps its console and log), stop, the
  * monitor's exit handler with the restart policy, live limits and usage. */
 #include "instance-internal.h"
+#include "idmap.h"
 #include "lxcfs.h"
 #include "storage.h"
 #include "runtime/container.h"
@@ -209,6 +210,11 @@ static char *cgroup_path_for(const struct manager *m, const char *name)
 	return asprintf(&p, "/isola-%08x/%s", h, name) < 0 ? NULL : p;
 }
 
+char *instance_cgroup_path(const struct manager *m, const char *name)
+{
+	return cgroup_path_for(m, name);
+}
+
 static int build_config(struct manager *m, const struct instance *in, json_t **ret)
 {
 	_cleanup_json_ json_t *c = json_object();
@@ -266,10 +272,12 @@ static int build_config(struct manager *m, const struct instance *in, json_t **r
 	json_array_append_new(mounts, mount_entry("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
 	json_array_append_new(mounts, mount_entry("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid,noexec,nodev,relatime,ro"));
 	json_array_append_new(mounts, mount_entry("/run", "tmpfs", "tmpfs", "nosuid,nodev,mode=755,size=65536k"));
-	const char *lx = lxcfs_dir();
+	/* LXCFS's files as the monitor binds them into the instance's own
+	 * directory (instance_lxcfs_bind): the init cannot reach the host's mount. */
+	_cleanup_free_ char *lx = instance_path(m, in->name, "lxcfs");
 	struct lxcfs_bind *binds = NULL;
 	size_t nb = 0;
-	if (lxcfs_binds(lx, &binds, &nb) == 0) {
+	if (lx && lxcfs_binds(lxcfs_dir(), &binds, &nb) == 0) {
 		for (size_t i = 0; i < nb; i++) {
 			char src[PATH_MAX];
 			snprintf(src, sizeof src, "%s/%s", lx, binds[i].source);
@@ -292,7 +300,7 @@ static int build_config(struct manager *m, const struct instance *in, json_t **r
 		json_object_set_new(lin, "gidMappings", json_pack("[{s:i, s:I, s:i}]", "containerID", 0, "hostID",
 								  (json_int_t)in->idmap_base, "size", IDMAP_RANGE));
 	}
-	_cleanup_free_ char *cg = cgroup_path_for(m, in->name);
+	_cleanup_free_ char *cg = instance_cgroup_payload(m, in->name);
 	json_object_set_new(lin, "cgroupsPath", json_string(cg ? cg : ""));
 	json_t *res = NULL;
 	int r = instance_resources_json(m, in, &res);
@@ -415,7 +423,7 @@ static int take_notify_fd(int lsock)
 static void sysinfo_files(const struct manager *m, const char *name, char mem_limit[PATH_MAX],
 			  char mem_usage[PATH_MAX], char pids[PATH_MAX])
 {
-	_cleanup_free_ char *cg = cgroup_path_for(m, name);
+	_cleanup_free_ char *cg = instance_cgroup_payload(m, name);
 	if (cgroup_mode() == CGROUP_UNIFIED) {
 		snprintf(mem_limit, PATH_MAX, "/sys/fs/cgroup%s/memory.max", cg ? cg : "");
 		snprintf(mem_usage, PATH_MAX, "/sys/fs/cgroup%s/memory.current", cg ? cg : "");
@@ -427,10 +435,11 @@ static void sysinfo_files(const struct manager *m, const char *name, char mem_li
 	}
 }
 
-/* In the monitor process (own session, own private mount namespace): mount
- * the storage, create and start the container as our child, then become
- * isola-monitor. Returns only on failure, after cleaning up. */
-static int monitor_side(struct manager *m, const struct instance *in, int report_fd)
+/* In the monitor process (own session, in a mount namespace of its own
+ * until the instance runs): mount the storage, create and start the
+ * container as our child, then become isola-monitor. Returns only on
+ * failure, after cleaning up. */
+static int monitor_side_in_ns(struct manager *m, const struct instance *in, int report_fd, int *host_ns)
 {
 	_cleanup_free_ char *dir = instance_dir(m, in->name);
 	_cleanup_free_ char *rootfs = NULL;
@@ -445,7 +454,8 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 		return err_set(errno, "the instance monitor '%s' (installed beside isola)", mon);
 	if ((r = image_rootfs_path(m->images, in->image, &rootfs)) < 0)
 		return r;
-	if ((r = storage_mount(dir, rootfs, in->idmap_base)) < 0)
+	if ((r = storage_mount(dir, rootfs, in->idmap_base)) < 0 || (r = instance_lxcfs_bind(dir)) < 0 ||
+	    (r = instance_cgroup_setup(m, in, dir)) < 0)
 		return r;
 	int ssock = listen_unix(dir, "seccomp.sock");
 	if (ssock < 0)
@@ -473,6 +483,9 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 	snprintf(pidfile, sizeof pidfile, "%s/monitor.pid", dir);
 	if (r == 0 && (lsock = listen_unix(dir, "console.sock")) < 0)
 		r = lsock;
+	/* The instance's namespace has its own copy of what it needs. */
+	if (r == 0)
+		r = instance_ns_leave(TAKE_FD(*host_ns));
 	if (r == 0) {
 		char buf[64];
 		int n = snprintf(buf, sizeof buf, "%d %llu\n", (int)getpid(), proc_starttime(getpid()));
@@ -500,8 +513,10 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 
 	/* Become the monitor: it inherits the init as its child. */
 	char pidstr[16], masterstr[16], sockstr[16], ssockstr[16], notifystr[16];
-	char mem_limit[PATH_MAX], mem_usage[PATH_MAX], pids[PATH_MAX];
+	char mem_limit[PATH_MAX], mem_usage[PATH_MAX], pids[PATH_MAX], lxcfs_pid[PATH_MAX];
 	sysinfo_files(m, in->name, mem_limit, mem_usage, pids);
+	if (lxcfs_pid_path(lxcfs_dir(), lxcfs_pid, sizeof lxcfs_pid) < 0)
+		lxcfs_pid[0] = 0;
 	snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
 	snprintf(masterstr, sizeof masterstr, "%d", master);
 	snprintf(sockstr, sizeof sockstr, "%d", lsock);
@@ -513,6 +528,7 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 	char *argv[] = { mon, "--name", in->name, "--init", pidstr, "--master", masterstr, "--console-socket", sockstr,
 			 "--log", logpath, "--seccomp-socket", ssockstr, "--notify", notifystr,
 			 "--mem-limit-file", mem_limit, "--mem-usage-file", mem_usage, "--pids-file", pids,
+			 "--lxcfs-pidfile", lxcfs_pid,
 			 "--", exe, "--state-dir", m->state_dir, "__monitor-exit", in->name, NULL };
 	execv(mon, argv);
 	r = err_set(errno, "exec '%s'", mon);
@@ -522,7 +538,23 @@ static int monitor_side(struct manager *m, const struct instance *in, int report
 	return r;
 }
 
-/* Fork the monitor: its own session and private mount namespace. */
+static int monitor_side(struct manager *m, const struct instance *in, int report_fd)
+{
+	int host_ns = -1;
+	int r = instance_ns_enter(&host_ns);
+	if (r == 0)
+		r = monitor_side_in_ns(m, in, report_fd, &host_ns);
+	/* failed: nothing of the instance stays, not even our cgroup */
+	char *saved = strdup(err_msg());
+	(void)instance_ns_leave(host_ns);
+	instance_cgroup_leave();
+	instance_cgroup_remove(m, in->name);
+	err_set(0, "%s", saved ? saved : "start");
+	free(saved);
+	return r;
+}
+
+/* Fork the monitor: its own session; none of the caller's fds. */
 static int spawn_monitor(struct manager *m, const struct instance *in)
 {
 	int pfd[2];
@@ -541,21 +573,16 @@ static int spawn_monitor(struct manager *m, const struct instance *in)
 		pid_t g = fork();
 		if (g != 0)
 			_exit(g < 0 ? 1 : 0);
-		int r = 0;
 		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (devnull >= 0) {
 			dup2(devnull, 0);
 			dup2(devnull, 1);
 			dup2(devnull, 2);
 		}
+		instance_close_inherited_fds();
 		setsid();
 		signal(SIGPIPE, SIG_IGN);
-		if (unshare(CLONE_NEWNS) < 0)
-			r = err_set(errno, "unshare a mount namespace for the monitor");
-		else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-			r = err_set(errno, "make the monitor's mounts private");
-		if (r == 0)
-			r = monitor_side(m, in, pfd[1]);
+		int r = monitor_side(m, in, pfd[1]);
 		report(pfd[1], r);
 		_exit(1);
 	}
@@ -597,6 +624,14 @@ static int start_locked(struct manager *m, struct instance *in)
 	if (in->status != INSTANCE_STOPPED)
 		return err_refuse(EBUSY, "instance '%s' is already %s", in->name, instance_status_name(in->status));
 	clean_runtime(m, in->name);
+	_cleanup_free_ char *dir = instance_dir(m, in->name);
+	if (!dir)
+		return err_set(ENOMEM, "start instance '%s'", in->name);
+	if ((r = instance_dir_secure(dir, in->idmap_base)) < 0)
+		return r;
+	/* Its host ids must still be its own (not given to a user since). */
+	if (in->idmap_base >= 0 && (r = idmap_check(m->state_dir, in->name, in->idmap_base, IDMAP_RANGE)) < 0)
+		return r;
 	if ((r = lxcfs_ensure(lxcfs_dir())) < 0)
 		return err_wrap(r, "resource views");
 	if ((r = write_bundle(m, in)) < 0)
@@ -682,8 +717,10 @@ int instance_stop(struct manager *m, const char *name, bool force, int timeout_s
 		return r;
 	enum instance_status status = in.status;
 	int sig = stop_signal(&in);
+	pid_t init = in.pid;
 	instance_clear(&in);
-	if (status != INSTANCE_RUNNING && status != INSTANCE_FROZEN && status != INSTANCE_STARTING) {
+	if (status != INSTANCE_RUNNING && status != INSTANCE_FROZEN && status != INSTANCE_STARTING &&
+	    status != INSTANCE_DEGRADED) {
 		close(lock);
 		return err_refuse(EINVAL, "instance '%s' is not running", name);
 	}
@@ -710,12 +747,24 @@ int instance_stop(struct manager *m, const char *name, bool force, int timeout_s
 		err_set(0, "%s", "");
 		return 0;
 	}
-	/* No monitor (killed by hand): clean up here. */
+	/* No monitor (killed by hand): nobody else records the end or cleans up.
+	 * The init is not our child: wait for it through a pidfd. */
+	if (sig != SIGKILL && init > 0)
+		(void)instance_wait_gone(init, timeout_s < 0 ? -1 : timeout_s * 1000);
 	if ((r = instance_lock(m, name, true, &lock)) < 0)
 		return r;
 	(void)container_kill(m->run_dir, name, SIGKILL, true);
+	if (init > 0)
+		(void)instance_wait_gone(init, 10000);
 	clean_runtime(m, name);
-	close(lock);
+	instance_cgroup_remove(m, name);
+	static const char *const files[] = { "monitor.pid", "console.sock", "seccomp.sock" };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *path = instance_path(m, name, files[i]);
+		if (path)
+			(void)unlink(path);
+	}
+	close(lock); /* the exit status went with the monitor: none is recorded */
 	return 0;
 }
 
@@ -748,12 +797,18 @@ int instance_monitor_exit(struct manager *m, const char *name, int status)
 	_cleanup_free_ char *sock = instance_path(m, name, "console.sock");
 	int lock = -1;
 	struct instance in;
+	/* Out of the instance's cgroup (we were its monitor), so that it can go. */
+	instance_cgroup_leave();
 	int r = instance_lock_load(m, name, &lock, &in);
-	if (r < 0)
-		return r == -ENOENT ? 0 : r; /* deleted meanwhile */
+	if (r < 0) {
+		if (r == -ENOENT) /* deleted meanwhile */
+			instance_cgroup_remove(m, name);
+		return r == -ENOENT ? 0 : r;
+	}
 	/* The init is gone; whatever else ran in the instance goes too. */
 	(void)container_kill(m->run_dir, name, SIGKILL, true);
 	clean_runtime(m, name);
+	instance_cgroup_remove(m, name);
 	if (pidfile)
 		(void)unlink(pidfile);
 	if (sock)
@@ -889,7 +944,10 @@ int instance_apply_limits(struct manager *m, const struct instance *in, const ch
 		return r;
 	cgroup *cg = NULL;
 	if ((r = open_cgroup(m, in->name, &cg)) == 0) {
-		r = cgroup_apply(cg, &sr);
+		/* the instance's own cgroup (payload and monitor) first, then the payload */
+		r = instance_cgroup_apply(m, in->name, &sr);
+		if (r == 0)
+			r = cgroup_apply(cg, &sr);
 		if (r < 0)
 			r = err_wrap(r, "instance '%s': apply %s", in->name, key);
 		cgroup_free(cg);

@@ -1,6 +1,7 @@
 /* Instances: database rows, names and configuration keys, locking, create,
  * delete, list and the live status read from the host. */
 #include "instance-internal.h"
+#include "idmap.h"
 #include "storage.h"
 #include "runtime/container.h"
 #include "sandbox/selfexe.h"
@@ -21,14 +22,11 @@
 #define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 #define DEFAULT_STATE_DIR "/var/lib/isola"
 #define DEFAULT_RUN_DIR "/run/isola"
-/* The first host id handed to an instance, as Incus does. */
-#define IDMAP_POOL_START 1000000LL
-#define IDMAP_POOL_END 4000000000LL
 
 static const char *const status_names[] = {
 	[INSTANCE_STOPPED] = "stopped", [INSTANCE_RUNNING] = "running", [INSTANCE_FROZEN] = "frozen",
 	[INSTANCE_STARTING] = "starting", [INSTANCE_STOPPING] = "stopping", [INSTANCE_BUSY] = "busy",
-	[INSTANCE_BROKEN] = "broken",
+	[INSTANCE_BROKEN] = "broken", [INSTANCE_DEGRADED] = "degraded",
 };
 
 const char *instance_status_name(enum instance_status s)
@@ -371,6 +369,18 @@ int instance_update(struct manager *m, const char *name, const char *assignments
 	return rc == SQLITE_DONE ? 0 : db_error(m->db, rc, "update instance");
 }
 
+bool proc_is_zombie(pid_t pid)
+{
+	char path[64], *buf = NULL;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (read_file_at(AT_FDCWD, path, &buf, NULL) < 0)
+		return true;
+	char *p = strrchr(buf, ')');
+	bool z = !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+	free(buf);
+	return z;
+}
+
 unsigned long long proc_starttime(pid_t pid)
 {
 	char path[64], *buf = NULL;
@@ -395,7 +405,9 @@ pid_t instance_monitor_pid(const struct manager *m, const char *name)
 		return 0;
 	int pid = 0;
 	unsigned long long start = 0;
-	bool ok = sscanf(buf, "%d %llu", &pid, &start) == 2 && pid > 0 && proc_starttime(pid) == start;
+	/* a monitor killed by hand may stay a zombie where nobody reaps it */
+	bool ok = sscanf(buf, "%d %llu", &pid, &start) == 2 && pid > 0 && proc_starttime(pid) == start &&
+		  !proc_is_zombie(pid);
 	free(buf);
 	return ok ? pid : 0;
 }
@@ -405,6 +417,7 @@ void instance_fill_live(struct manager *m, struct instance *in, bool lock_held)
 	in->status = INSTANCE_STOPPED;
 	in->pid = 0;
 	in->monitor_pid = 0;
+	in->problem = NULL;
 	if (strcmp(in->op, "ready")) {
 		int fd = -1;
 		if (lock_held || instance_lock(m, in->name, false, &fd) == 0) {
@@ -431,6 +444,19 @@ void instance_fill_live(struct manager *m, struct instance *in, bool lock_held)
 	in->monitor_pid = instance_monitor_pid(m, in->name);
 	if (in->status == INSTANCE_STOPPED && in->monitor_pid > 0)
 		in->status = INSTANCE_STOPPING;
+	/* Running without a monitor: no console, log, sysinfo answers or
+	 * restarts. Not while a command holds the lock: a start writes the
+	 * monitor's pid file just after the instance runs. */
+	if ((in->status == INSTANCE_RUNNING || in->status == INSTANCE_FROZEN) && in->monitor_pid == 0) {
+		int fd = -1;
+		if (lock_held || instance_lock(m, in->name, false, &fd) == 0) {
+			in->status = INSTANCE_DEGRADED;
+			in->problem = "monitor gone";
+		}
+		if (fd >= 0)
+			close(fd);
+		err_clear();
+	}
 }
 
 int instance_lock_load(struct manager *m, const char *name, int *ret_lock, struct instance *ret)
@@ -492,51 +518,54 @@ int instance_list(struct manager *m, struct instance **ret, size_t *ret_n)
 
 /* ---- create -------------------------------------------------------------- */
 
-/* Host id ranges that /etc/subuid and /etc/subgid give to other users. */
-static bool range_taken_by_subid(int64_t base, int64_t count)
+/* A registry entry of this store is in use while its row exists with that
+ * range, or without one yet (a create records its range right after). */
+static bool idmap_row_in_use(void *ctx, const char *name, int64_t base)
 {
-	static const char *const files[] = { "/etc/subuid", "/etc/subgid" };
-	for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
-		_cleanup_fclose_ FILE *fp = fopen(files[f], "re");
-		char line[512];
-		while (fp && fgets(line, sizeof line, fp)) {
-			char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-			if (!c2)
-				continue;
-			long long s = atoll(c1 + 1), n = atoll(c2 + 1);
-			if (base < s + n && s < base + count)
-				return true;
-		}
+	struct manager *m = ctx;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (db_prepare(m->db, "SELECT idmap_base FROM instances WHERE name = ?", &st) < 0) {
+		err_clear();
+		return true; /* when in doubt, keep it */
 	}
-	return false;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return false;
+	return rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL || sqlite3_column_int64(st, 0) == base;
 }
 
-static int allocate_idmap(struct manager *m, int64_t *ret)
+/* A host-wide free range (idmap.h), recorded in the row. */
+static int allocate_idmap(struct manager *m, const char *name, int64_t *ret)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r = db_prepare(m->db, "SELECT idmap_base FROM instances WHERE idmap_base IS NOT NULL "
-			   "ORDER BY idmap_base", &st);
+	int r = db_prepare(m->db, "SELECT idmap_base FROM instances WHERE idmap_base IS NOT NULL", &st);
 	if (r < 0)
 		return r;
-	int64_t cand = IDMAP_POOL_START;
+	_cleanup_free_ struct idmap_range *own = NULL;
+	size_t n = 0;
 	int rc;
-	for (;;) {
-		while (range_taken_by_subid(cand, IDMAP_RANGE))
-			cand += IDMAP_RANGE;
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW)
-			break;
-		int64_t used = sqlite3_column_int64(st, 0);
-		if (used >= cand + IDMAP_RANGE)
-			break; /* a gap before this one */
-		if (used + IDMAP_RANGE > cand)
-			cand = used + IDMAP_RANGE;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct idmap_range *nv = realloc(own, (n + 1) * sizeof *nv);
+		if (!nv)
+			return err_set(ENOMEM, "allocate an id range");
+		own = nv;
+		own[n++] = (struct idmap_range){ sqlite3_column_int64(st, 0), IDMAP_RANGE };
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE)
 		return db_error(m->db, rc, "allocate an id range");
-	if (cand + IDMAP_RANGE > IDMAP_POOL_END)
-		return err_refuse(ENOSPC, "no free range of %u host ids left for a new instance", IDMAP_RANGE);
-	*ret = cand;
+	int64_t base;
+	if ((r = idmap_reserve(m->state_dir, name, IDMAP_RANGE, own, n, idmap_row_in_use, m, &base)) < 0)
+		return r;
+	int64_t v[] = { base };
+	if ((r = instance_update(m, name, "idmap_base = ?1", 1, v)) < 0) {
+		char *saved = strdup(err_msg());
+		(void)idmap_release(m->state_dir, name);
+		err_set(0, "%s", saved ? saved : "allocate an id range");
+		free(saved);
+		return r;
+	}
+	*ret = base;
 	return 0;
 }
 
@@ -635,11 +664,13 @@ int instance_create(struct manager *m, const struct instance_create_opts *o)
 	if ((r = instance_lock(m, o->name, true, &lock)) < 0)
 		return r;
 
-	/* 1: the row, marked "creating", with its id range and configuration. */
+	/* 1: the row, marked "creating", with its configuration; then its
+	 * host-wide id range (a killed create leaves a row that delete, which
+	 * releases the range, finds). */
 	int64_t id = 0, base = -1;
 	if ((r = db_begin(m->db)) < 0)
 		return r;
-	if ((!o->privileged && (r = allocate_idmap(m, &base)) < 0) || (r = insert_row(m, o, image_id, base, &id)) < 0)
+	if ((r = insert_row(m, o, image_id, -1, &id)) < 0)
 		goto rollback;
 	for (char **p = o->config; p && *p; p++) {
 		_cleanup_free_ char *buf = NULL;
@@ -650,17 +681,20 @@ int instance_create(struct manager *m, const struct instance_create_opts *o)
 	if ((r = db_commit(m->db)) < 0)
 		return r;
 
-	/* 2: the directory and the storage; a failure removes both and the row. */
+	/* 2: the directory and the storage; a failure removes both, the range and the row. */
 	(void)rm_rf_at(AT_FDCWD, dir); /* left by an interrupted create of the same name whose row is gone */
-	if (mkdir(dir, 0711) < 0)
+	r = o->privileged ? 0 : allocate_idmap(m, o->name, &base);
+	if (r == 0 && mkdir(dir, 0700) < 0)
 		r = err_set(errno, "mkdir '%s'", dir);
-	else
+	if (r == 0 && (r = instance_dir_secure(dir, base)) == 0)
 		r = storage_create(dir, rootfs, base);
 	if (r == 0)
 		r = instance_update(m, o->name, "op = 'ready'", 0, NULL);
 	if (r < 0) {
 		char *saved = strdup(err_msg());
 		(void)rm_rf_at(AT_FDCWD, dir); /* best effort: undo */
+		if (base >= 0)
+			(void)idmap_release(m->state_dir, o->name);
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 		if (db_prepare(m->db, "DELETE FROM instances WHERE id = ?", &st) == 0) {
 			sqlite3_bind_int64(st, 1, id);
@@ -685,10 +719,13 @@ int instance_delete(struct manager *m, const char *name, bool force)
 	if (r < 0)
 		return r;
 	pid_t mon = in.monitor_pid;
-	bool live = in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN || in.status == INSTANCE_STARTING;
+	bool live = in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN || in.status == INSTANCE_STARTING ||
+		    in.status == INSTANCE_DEGRADED;
+	enum instance_status status = in.status;
 	instance_clear(&in);
 	if (live && !force)
-		return err_refuse(EBUSY, "instance '%s' is running: stop it first, or delete --force", name);
+		return err_refuse(EBUSY, "instance '%s' is %s: stop it first, or delete --force", name,
+				  status == INSTANCE_DEGRADED ? "degraded (monitor gone)" : "running");
 	/* From here on every step can be repeated: a delete killed half-way
 	 * leaves the row "deleting" and the next delete finishes the job. */
 	if ((r = instance_update(m, name, "op = 'deleting', stop_requested = 1", 0, NULL)) < 0)
@@ -710,12 +747,17 @@ int instance_delete(struct manager *m, const char *name, bool force)
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		return db_error(m->db, rc, "delete instance");
+	/* The host ids go back once nothing of the instance holds them. */
+	if ((r = idmap_release(m->state_dir, name)) < 0)
+		return err_wrap(r, "instance '%s' is deleted, but its host ids stay reserved until the next create "
+				"takes them back", name);
 	instance_cgroup_parent_cleanup(m);
 	/* The monitor's exit handler needs the lock, then finds the row gone:
 	 * return once it has, so that no process of the instance outlives us. */
 	close(TAKE_FD(lock));
 	if (mon > 0)
 		(void)instance_wait_gone(mon, 10000);
+	instance_cgroup_remove(m, name); /* the monitor's leaf too, now that it is gone */
 	return 0;
 }
 

@@ -23,6 +23,7 @@ enum instance_status {
 	INSTANCE_STOPPING, /* the init has exited; its monitor is recording that */
 	INSTANCE_BUSY,     /* another command is creating or deleting it right now */
 	INSTANCE_BROKEN,   /* a create or delete was interrupted: delete it */
+	INSTANCE_DEGRADED, /* running, but something it needs is gone: see problem */
 };
 const char *instance_status_name(enum instance_status s);
 
@@ -45,6 +46,7 @@ struct instance {
 	enum instance_status status;
 	pid_t pid;             /* init's host pid when running, else 0 */
 	pid_t monitor_pid;
+	const char *problem;   /* DEGRADED: what is wrong ("monitor gone"), static */
 };
 void instance_clear(struct instance *in);
 void instance_array_free(struct instance *a, size_t n);
@@ -104,6 +106,9 @@ int instance_usage(struct manager *m, const struct instance *in, struct instance
  * Cleans the runtime state, records the exit, and restarts per boot.restart
  * (then it does not return: it execs the monitor again). */
 int instance_monitor_exit(struct manager *m, const char *name, int status);
+/* The monitor saw the host's LXCFS daemon die: restart it and mount its
+ * files again in the instance (the other instances' monitors do the same). */
+int instance_monitor_lxcfs_gone(struct manager *m, const char *name);
 
 /* Names: [A-Za-z][A-Za-z0-9-]*, at most 63 bytes, no trailing '-'. */
 int instance_name_check(const char *name);

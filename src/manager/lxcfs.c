@@ -1,11 +1,16 @@
 /* LXCFS: start the host's daemon on first use, stop it (tests), and list the
  * files it serves for the instances' bind mounts. */
 #include "lxcfs.h"
+#include "sandbox/cgroup.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
+#include <linux/mount.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -275,10 +280,85 @@ static void close_from(int lowfd)
 		(void)close(fd);
 }
 
+/* LXCFS does the work of every instance's reads, outside their cgroups: an
+ * instance capped at 0.5 CPU reading /proc/meminfo in a loop kept it busy at
+ * about 0.8 CPU. Its own cgroup bounds what all instances together can make
+ * it spend: an eighth of the host's CPUs, at least half a CPU (a top
+ * refreshing every second costs it about 1 ms). */
+#define LXCFS_CGROUP "/isola-lxcfs"
+#define LXCFS_CPU_PERIOD 100000
+
+static void cgroup_procs_path(const char *root, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s/cgroup.procs", root, LXCFS_CGROUP);
+}
+
+/* The hierarchy roots: /sys/fs/cgroup on cgroup v2, each v1 mount (and the
+ * hybrid cgroup2 one) below it otherwise. */
+static size_t cgroup_roots(char roots[][PATH_MAX], size_t max)
+{
+	size_t n = 0;
+	if (access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0) {
+		snprintf(roots[n++], PATH_MAX, "/sys/fs/cgroup");
+		return n;
+	}
+	_cleanup_closedir_ DIR *d = opendir("/sys/fs/cgroup");
+	struct dirent *e;
+	while (d && (e = readdir(d)) && n < max)
+		if (e->d_name[0] != '.' && e->d_type == DT_DIR)
+			snprintf(roots[n++], PATH_MAX, "/sys/fs/cgroup/%s", e->d_name);
+	return n;
+}
+
+/* The daemon's cgroup, made and capped; the cgroup.procs files to join it,
+ * opened for writing (in the root cgroups where it cannot be made). The
+ * daemon serves the whole host: it must not stay in the cgroup of the
+ * command that started it (an instance's monitor, when it repairs). */
+static size_t open_daemon_cgroups(int fds[], size_t max)
+{
+	char roots[32][PATH_MAX];
+	size_t nroots = cgroup_roots(roots, max < 32 ? max : 32), n = 0;
+	cgroup *cg = NULL;
+	bool own = cgroup_create(LXCFS_CGROUP, NULL, &cg) == 0;
+	if (own) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		int64_t quota = (int64_t)(cpus > 4 ? cpus : 4) * LXCFS_CPU_PERIOD / 8;
+		spec_resources r = { .present = true };
+		r.cpu.quota = (opt_i64){ true, quota };
+		r.cpu.period = (opt_u64){ true, LXCFS_CPU_PERIOD };
+		own = cgroup_apply(cg, &r) == 0;
+		cgroup_free(cg);
+	}
+	err_clear(); /* without its own cgroup the daemon still works */
+	for (size_t i = 0; i < nroots; i++) {
+		char path[PATH_MAX + 64];
+		if (own)
+			cgroup_procs_path(roots[i], path, sizeof path);
+		else
+			snprintf(path, sizeof path, "%s/cgroup.procs", roots[i]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0)
+			fds[n++] = fd;
+	}
+	return n;
+}
+
+/* The daemon's cgroup goes with the last daemon in it. */
+static void remove_daemon_cgroups(void)
+{
+	char roots[32][PATH_MAX];
+	size_t n = cgroup_roots(roots, 32);
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof path, "%s%s", roots[i], LXCFS_CGROUP);
+		(void)rmdir(path); /* busy while another daemon runs there */
+	}
+}
+
 /* Start `lxcfs -f` on dir in a grandchild in a session of its own (not our
  * child, process group or session), stdin /dev/null, output in <dir>.log,
- * no other fds. Only async-signal-safe calls after fork: the caller may
- * have threads. */
+ * no other fds, in its own cgroup. Only async-signal-safe calls after
+ * fork: the caller may have threads. */
 static int spawn(const struct lxcfs_paths *p, pid_t *ret_pid)
 {
 	_cleanup_close_ int null = open("/dev/null", O_RDONLY | O_NOCTTY | O_CLOEXEC);
@@ -293,10 +373,16 @@ static int spawn(const struct lxcfs_paths *p, pid_t *ret_pid)
 	_cleanup_close_ int rd = pipefd[0], wr = pipefd[1];
 	char *argv[] = { LXCFS_BIN, "-f", "--enable-loadavg", "--enable-cfs", "-p", (char *)p->pid, (char *)p->dir, NULL };
 	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", NULL };
+	int roots[32];
+	size_t nroots = open_daemon_cgroups(roots, ARRAY_SIZE(roots));
 
 	pid_t child = fork();
-	if (child < 0)
-		return err_set(errno, "fork for lxcfs on '%s'", p->dir);
+	if (child < 0) {
+		int e = errno;
+		for (size_t i = 0; i < nroots; i++)
+			close(roots[i]);
+		return err_set(e, "fork for lxcfs on '%s'", p->dir);
+	}
 	if (child == 0) {
 		if (setsid() < 0)
 			_exit(127);
@@ -311,6 +397,8 @@ static int spawn(const struct lxcfs_paths *p, pid_t *ret_pid)
 		sigset_t none;
 		sigemptyset(&none);
 		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		for (size_t i = 0; i < nroots; i++)
+			(void)!write(roots[i], "0", 1); /* best effort */
 		if (dup2(null, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
 			_exit(127);
 		close_from(3);
@@ -322,6 +410,8 @@ static int spawn(const struct lxcfs_paths *p, pid_t *ret_pid)
 		_exit(127);
 	}
 	close(TAKE_FD(wr));
+	for (size_t i = 0; i < nroots; i++)
+		close(roots[i]);
 	pid_t daemon = -1;
 	ssize_t n;
 	while ((n = read(rd, &daemon, sizeof daemon)) < 0 && errno == EINTR)
@@ -413,6 +503,17 @@ int lxcfs_ensure(const char *dir)
 	return wait_ready(&p, pid);
 }
 
+int lxcfs_pid_path(const char *dir, char *buf, size_t size)
+{
+	struct lxcfs_paths p;
+	int r = paths_init(dir, false, &p);
+	if (r < 0)
+		return r == -ENOENT ? err_set(ENOENT, "LXCFS directory '%s': no parent directory", dir) : r;
+	if ((size_t)snprintf(buf, size, "%s", p.pid) >= size)
+		return err_set(ENAMETOOLONG, "LXCFS directory '%s'", dir);
+	return 0;
+}
+
 int lxcfs_stop(const char *dir)
 {
 	struct lxcfs_paths p;
@@ -425,6 +526,7 @@ int lxcfs_stop(const char *dir)
 	if (lock < 0)
 		return lock;
 	stop_recorded(&p, LXCFS_TIMEOUT_MS);
+	remove_daemon_cgroups();
 	if ((r = detach_mounts(p.dir)) < 0)
 		return r;
 	if (unlink(p.pid) < 0 && errno != ENOENT)
@@ -461,4 +563,119 @@ int lxcfs_binds(const char *dir, struct lxcfs_bind **ret, size_t *ret_n)
 	*ret = TAKE_PTR(v);
 	*ret_n = n;
 	return 0;
+}
+
+/* ---- repair: LXCFS's files mounted again in a running instance ---------------- */
+
+#define REBIND_TIMEOUT_MS 5000
+
+/* In the instance's mount namespace (a child that joined it): the mounts on
+ * target whose FUSE connection is dead (ENOTCONN) are detached and the new
+ * daemon's file (tree, a detached mount) goes there. The parent directory
+ * must still be the proc or sys file system the init mounted: a tenant's
+ * own mount there (its FUSE server, say) is left alone. Returns 1 when
+ * repaired, 0 when there was nothing to do. */
+static int rebind_one(const char *target, int tree)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s", target);
+	*strrchr(parent, '/') = '\0';
+	struct statfs sf;
+	if (statfs(parent, &sf) < 0 || (sf.f_type != PROC_SUPER_MAGIC && sf.f_type != SYSFS_MAGIC))
+		return -ENOTDIR;
+	int dead = 0;
+	for (int i = 0; i < 16; i++) {
+		if (statfs(target, &sf) == 0 || (errno != ENOTCONN && errno != ECONNABORTED))
+			break;
+		if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+			return -errno;
+		dead++;
+	}
+	if (!dead)
+		return 0;
+	if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return -errno;
+	return 1;
+}
+
+int lxcfs_rebind(const char *dir, pid_t init, unsigned *ret_repaired)
+{
+	struct lxcfs_bind *binds = NULL;
+	size_t n = 0;
+	int r = lxcfs_binds(dir, &binds, &n);
+	if (r < 0)
+		return r;
+	_cleanup_free_ struct lxcfs_bind *b = binds;
+	_cleanup_free_ int *trees = calloc(n ? n : 1, sizeof *trees);
+	if (!trees)
+		return err_set(ENOMEM, "LXCFS repair");
+	for (size_t i = 0; i < n; i++)
+		trees[i] = -1;
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)init);
+	_cleanup_close_ int ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (ns < 0) {
+		r = err_set(errno, "LXCFS repair: open %s", path);
+		goto out;
+	}
+	/* The new daemon's files, cloned here where the host's path is open to us. */
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, b[i].source);
+		trees[i] = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (trees[i] < 0) {
+			r = err_set(errno, "LXCFS repair: open_tree '%s'", path);
+			goto out;
+		}
+	}
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		r = err_set(errno, "LXCFS repair: pipe");
+		goto out;
+	}
+	pid_t child = fork();
+	if (child < 0) {
+		r = err_set(errno, "LXCFS repair: fork");
+		close(pfd[0]);
+		close(pfd[1]);
+		goto out;
+	}
+	if (child == 0) {
+		/* Nothing of the host goes in but the trees: the child holds no
+		 * other fd that matters and only touches paths there. */
+		int res[2] = { 0, 0 }; /* repaired, first error */
+		if (setns(ns, CLONE_NEWNS) < 0)
+			res[1] = -errno;
+		for (size_t i = 0; i < n && !res[1]; i++) {
+			int k = rebind_one(b[i].target, trees[i]);
+			if (k > 0)
+				res[0]++;
+			else if (k < 0 && k != -ENOTDIR)
+				res[1] = k;
+		}
+		_exit(write(pfd[1], res, sizeof res) == sizeof res ? 0 : 1);
+	}
+	close(pfd[1]);
+	int res[2] = { 0, -EIO };
+	struct pollfd p = { pfd[0], POLLIN, 0 };
+	int ready;
+	while ((ready = poll(&p, 1, REBIND_TIMEOUT_MS)) < 0 && errno == EINTR)
+		;
+	if (ready <= 0) /* stuck on a path of the instance's */
+		(void)kill(child, SIGKILL);
+	else if (read(pfd[0], res, sizeof res) != sizeof res)
+		res[1] = -EIO;
+	close(pfd[0]);
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (ready <= 0)
+		r = err_set(ETIMEDOUT, "LXCFS repair in the namespace of pid %d", (int)init);
+	else if (res[1] < 0)
+		r = err_set(-res[1], "LXCFS repair in the namespace of pid %d", (int)init);
+	else if (ret_repaired)
+		*ret_repaired = (unsigned)res[0];
+out:
+	for (size_t i = 0; i < n; i++)
+		if (trees[i] >= 0)
+			close(trees[i]);
+	return r;
 }

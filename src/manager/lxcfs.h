@@ -5,6 +5,7 @@
  * the instance's /proc and /sys entries. */
 #pragma once
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Default mount point, overridden by $ISOLA_LXCFS_DIR (tests). */
 #define LXCFS_DEFAULT_DIR "/run/isola/lxcfs"
@@ -21,6 +22,9 @@ const char *lxcfs_dir(void);
  * "lxcfs is not installed (Debian package lxcfs)" when the binary is missing. */
 int lxcfs_ensure(const char *dir);
 
+/* <dir>.pid, where the daemon serving dir records its pid. */
+int lxcfs_pid_path(const char *dir, char *buf, size_t size);
+
 /* Unmount dir and stop the daemon recorded in <dir>.pid (tests). */
 int lxcfs_stop(const char *dir);
 
@@ -32,3 +36,8 @@ struct lxcfs_bind {
 /* The binds whose source exists under dir, in mount order; *ret points
  * into a static table copy owned by the caller (free()). */
 int lxcfs_binds(const char *dir, struct lxcfs_bind **ret, size_t *ret_n);
+
+/* In the mount namespace of a running instance (its init's pid), put the
+ * files of the daemon now serving dir over the binds whose daemon died.
+ * *ret_repaired: how many were replaced. */
+int lxcfs_rebind(const char *dir, pid_t init, unsigned *ret_repaired);

@@ -549,6 +549,25 @@ int runtime_send_listener(const oci_spec *s, const char *id, const char *status,
 	return seccomp_send_listener(s->linux.seccomp.listener_path, text, fd);
 }
 
+/* A message to the init failed with r (its message already set): when the
+ * init stopped on an error of its own (it sends it, then exits), that error
+ * is the one to report, not the broken pipe our later message met. */
+static int init_error_first(int sync, int r)
+{
+	struct sync_msg m;
+	if (r != -EPIPE && r != -ECONNRESET)
+		return r;
+	while (sync_recv(sync, &m) == 0) {
+		bool error = m.type == SYNC_ERROR;
+		if (error)
+			err_set(0, "%s", (char *)m.data);
+		sync_msg_clear(&m);
+		if (error)
+			return -EIO;
+	}
+	return r;
+}
+
 static int send_config(int sync, const oci_spec *s, struct child_args *ca, const char *raw, size_t rawlen,
 		       const struct create_opts *o)
 {
@@ -573,7 +592,7 @@ static int send_config(int sync, const oci_spec *s, struct child_args *ca, const
 	int r;
 	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
 	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
-		return err_set(-r, "send the configuration to the container init");
+		return init_error_first(sync, err_set(-r, "send the configuration to the container init"));
 	return 0;
 }
 
@@ -627,7 +646,7 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 	if (s->linux.seccomp.present) {
 		/* Compiled (or found in the cache) while the init builds the rootfs. */
 		if ((r = runtime_send_seccomp(sync, s, o->root)) < 0)
-			return r;
+			return init_error_first(sync, r);
 	}
 	for (;;) {
 		r = sync_recv(sync, &m);

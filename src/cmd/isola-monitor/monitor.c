@@ -3,9 +3,13 @@
  * prints to the instance's log, relays it to attached `isola console`
  * clients, answers the instance's sysinfo(2) calls (seccomp user
  * notification) from its cgroup so that `free` and `uptime` show its own
- * memory and uptime, reaps the init, and when the init exits execs the
- * manager's exit handler with the wait status. Static and free of our libraries, so it
- * stays well under 1 MiB of resident memory. */
+ * memory and uptime (at a bounded rate: it runs in the instance's cgroup
+ * and works for the instance), reaps the init, and when the init exits
+ * execs the manager's exit handler with the wait status. When the host's
+ * LXCFS daemon dies it runs the exit handler's command with "lxcfs" instead
+ * of a status, which restarts LXCFS and mounts its files in the instance
+ * again. Static and free of our libraries, so it stays well under 1 MiB of
+ * resident memory. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <linux/seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -29,6 +34,12 @@
 #define MAX_CLIENTS 8
 #define MAX_NOTIFY 16
 #define DRAIN_QUIET_MS 100
+/* sysinfo(2) answers: a token bucket. Past the burst, callers wait in the
+ * kernel for their turn; they never get the host's values. */
+#define SYSINFO_RATE 1000 /* per second */
+#define SYSINFO_BURST 100
+/* After a failed LXCFS repair, try again this much later. */
+#define REPAIR_RETRY_MS 5000
 
 static const char *name = "?";
 static const char *log_path;
@@ -39,6 +50,13 @@ static int clients[MAX_CLIENTS];
 static int notifies[MAX_NOTIFY];
 static const char *mem_limit_file, *mem_usage_file, *pids_file;
 static unsigned long long init_start; /* clock ticks after boot */
+static double tokens = SYSINFO_BURST;
+static long long tokens_at; /* ms, CLOCK_MONOTONIC */
+static const char *lxcfs_pidfile;
+static int lxcfs_pidfd = -1;
+static pid_t lxcfs_pid, repair_pid;
+static long long repair_retry_at; /* ms; 0: none due */
+static char **exit_argv;
 
 __attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...)
 {
@@ -48,7 +66,8 @@ __attribute__((format(printf, 1, 2))) static int usage(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nusage: isola-monitor --name NAME --init PID --master FD --console-socket FD "
-			"--log PATH [--log-max BYTES] -- EXIT_CMD [ARGS...]\n");
+			"--log PATH [--log-max BYTES] [--seccomp-socket FD --notify FD] [--mem-limit-file F "
+			"--mem-usage-file F --pids-file F] [--lxcfs-pidfile F] -- EXIT_CMD [ARGS...]\n");
 	return 2;
 }
 
@@ -231,6 +250,114 @@ static void instance_sysinfo(struct sysinfo *si)
 		si->uptime -= (long)(init_start / (unsigned long long)hz);
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Refill; the ms until the next answer may go (0: now). */
+static int tokens_wait_ms(void)
+{
+	long long now = now_ms();
+	tokens += (double)(now - tokens_at) * SYSINFO_RATE / 1000.0;
+	if (tokens > SYSINFO_BURST)
+		tokens = SYSINFO_BURST;
+	tokens_at = now;
+	if (tokens >= 1)
+		return 0;
+	int ms = (int)((1 - tokens) * 1000.0 / SYSINFO_RATE) + 1;
+	return ms;
+}
+
+/* The LXCFS daemon named by its pid file, watched through a pidfd: its end
+ * wakes us, at no cost meanwhile. A pid file that names no lxcfs is no daemon. */
+static void lxcfs_watch(void)
+{
+	if (lxcfs_pidfd >= 0) {
+		close(lxcfs_pidfd);
+		lxcfs_pidfd = -1;
+	}
+	lxcfs_pid = 0;
+	char buf[4096];
+	int fd = lxcfs_pidfile && *lxcfs_pidfile ? open(lxcfs_pidfile, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	long long pid;
+	char *nl = strchr(buf, '\n');
+	if (nl)
+		*nl = 0;
+	if (!parse_int(buf, 2, 1 << 30, &pid))
+		return;
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%lld/cmdline", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	const char *base = strrchr(buf, '/');
+	if (strcmp(base ? base + 1 : buf, "lxcfs"))
+		return;
+	lxcfs_pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (lxcfs_pidfd >= 0) {
+		(void)fcntl(lxcfs_pidfd, F_SETFD, FD_CLOEXEC);
+		lxcfs_pid = (pid_t)pid;
+	}
+}
+
+/* LXCFS died: run EXIT_CMD with "lxcfs" (restart it, mount its files in
+ * the instance again) in a child; reap() picks up its end. */
+static void lxcfs_repair(void)
+{
+	if (repair_pid > 0)
+		return;
+	int argn = 0;
+	while (exit_argv[argn])
+		argn++;
+	char **args = calloc((size_t)argn + 2, sizeof *args);
+	if (!args)
+		return;
+	memcpy(args, exit_argv, (size_t)argn * sizeof *args);
+	args[argn] = "lxcfs";
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		static const int restored[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGPIPE, SIGTTOU, SIGTTIN };
+		for (size_t k = 0; k < sizeof restored / sizeof *restored; k++)
+			signal(restored[k], SIG_DFL);
+		execv(args[0], args);
+		_exit(127);
+	}
+	free(args);
+	if (pid > 0) {
+		repair_pid = pid;
+		repair_retry_at = 0;
+	} else
+		repair_retry_at = now_ms() + REPAIR_RETRY_MS;
+}
+
+/* A repair ended: watch the daemon it left; none, or the same dead one:
+ * try again later. */
+static void lxcfs_repaired(int status)
+{
+	pid_t old = lxcfs_pid;
+	repair_pid = 0;
+	lxcfs_watch();
+	if (lxcfs_pidfd < 0 || lxcfs_pid == old || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		repair_retry_at = now_ms() + REPAIR_RETRY_MS;
+}
+
 /* One seccomp notification: sysinfo gets the instance's view written into
  * the caller's buffer; anything else carries on in the kernel. */
 static void notify_handle(int k)
@@ -247,6 +374,7 @@ static void notify_handle(int k)
 	}
 	memset(&resp, 0, sizeof resp);
 	resp.id = req.id;
+	tokens -= 1;
 	if (req.data.nr != __NR_sysinfo) {
 		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 	} else {
@@ -299,11 +427,13 @@ static bool reap(pid_t init, int *status)
 	bool found = false;
 	int st;
 	pid_t w;
-	while ((w = waitpid(-1, &st, WNOHANG | __WALL)) > 0)
+	while ((w = waitpid(-1, &st, WNOHANG | __WALL)) > 0) {
 		if (w == init) {
 			*status = st;
 			found = true;
-		}
+		} else if (w == repair_pid)
+			lxcfs_repaired(st);
+	}
 	return found;
 }
 
@@ -329,6 +459,8 @@ int main(int argc, char **argv)
 			mem_usage_file = v;
 		else if (!strcmp(o, "--pids-file"))
 			pids_file = v;
+		else if (!strcmp(o, "--lxcfs-pidfile"))
+			lxcfs_pidfile = v;
 		else if (!strcmp(o, "--log"))
 			log_path = v;
 		else if (!num)
@@ -340,7 +472,7 @@ int main(int argc, char **argv)
 		return usage("%s", "missing \"--\" EXIT_CMD");
 	if (init < 0 || master < 0 || lsock < 0 || !log_path)
 		return usage("%s", "--init, --master, --console-socket and --log are required");
-	char **exit_argv = argv + i + 1;
+	exit_argv = argv + i + 1;
 	if (exit_argv[0][0] != '/')
 		return usage("EXIT_CMD \"%s\": must be an absolute path", exit_argv[0]);
 	siginfo_t probe;
@@ -375,24 +507,39 @@ int main(int argc, char **argv)
 	(void)fcntl(ls, F_SETFD, FD_CLOEXEC);
 	(void)fcntl(mfd, F_SETFL, fcntl(mfd, F_GETFL) | O_NONBLOCK);
 	log_open();
+	tokens_at = now_ms();
+	lxcfs_watch();
 
 	int status = 0;
 	bool master_open = true;
 	/* The init may have exited before we watched for SIGCHLD. */
 	bool exited = reap((pid_t)init, &status);
 	while (!exited) {
-		struct pollfd p[3 + MAX_CLIENTS + 1 + MAX_NOTIFY];
+		struct pollfd p[3 + MAX_CLIENTS + 1 + MAX_NOTIFY + 1];
 		int n = 0;
+		int wait_ms = tokens_wait_ms(), timeout = sfd < 0 ? 1000 : -1;
+		if (wait_ms > 0)
+			timeout = wait_ms;
+		if (repair_retry_at) {
+			long long due = repair_retry_at - now_ms();
+			if (due <= 0) {
+				repair_retry_at = 0;
+				lxcfs_repair();
+			} else if (timeout < 0 || due < timeout)
+				timeout = (int)due;
+		}
 		p[n++] = (struct pollfd){ sfd, POLLIN, 0 };
 		p[n++] = (struct pollfd){ master_open ? mfd : -1, POLLIN, 0 };
 		p[n++] = (struct pollfd){ ls, POLLIN, 0 };
 		for (int k = 0; k < MAX_CLIENTS; k++)
 			p[n++] = (struct pollfd){ clients[k], POLLIN, 0 };
 		p[n++] = (struct pollfd){ (int)ssock, POLLIN, 0 };
+		/* Out of tokens: the callers wait in the kernel until we take them. */
 		for (int k = 0; k < MAX_NOTIFY; k++)
-			p[n++] = (struct pollfd){ notifies[k], POLLIN, 0 };
+			p[n++] = (struct pollfd){ wait_ms > 0 ? -1 : notifies[k], POLLIN, 0 };
+		p[n++] = (struct pollfd){ lxcfs_pidfd, POLLIN, 0 };
 		/* Without a signalfd, look for the init's exit once a second. */
-		if (poll(p, (nfds_t)n, sfd < 0 ? 1000 : -1) < 0 && errno != EINTR)
+		if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
 		if (master_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !master_read(mfd))
 			master_open = false;
@@ -407,12 +554,17 @@ int main(int argc, char **argv)
 			short ev = p[4 + MAX_CLIENTS + k].revents;
 			if (notifies[k] < 0 || !ev)
 				continue;
-			if (ev & POLLIN)
+			if ((ev & POLLIN) && tokens >= 1)
 				notify_handle(k);
 			else if (ev & (POLLHUP | POLLERR)) { /* every process of that filter is gone */
 				close(notifies[k]);
 				notifies[k] = -1;
 			}
+		}
+		if (lxcfs_pidfd >= 0 && (p[4 + MAX_CLIENTS + MAX_NOTIFY].revents & (POLLIN | POLLHUP | POLLERR))) {
+			close(lxcfs_pidfd);
+			lxcfs_pidfd = -1;
+			lxcfs_repair();
 		}
 		struct signalfd_siginfo si;
 		while (sfd >= 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
@@ -437,6 +589,8 @@ int main(int argc, char **argv)
 			close(notifies[k]);
 	if (sfd >= 0)
 		close(sfd);
+	if (lxcfs_pidfd >= 0)
+		close(lxcfs_pidfd);
 	if (log_fd >= 0)
 		close(log_fd);
 	sigprocmask(SIG_UNBLOCK, &mask, NULL);

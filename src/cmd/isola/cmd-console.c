@@ -26,6 +26,11 @@ static int running_instance(struct manager *m, const char *name, struct instance
 	int r = instance_get(m, name, in);
 	if (r < 0)
 		return r;
+	if (in->status == INSTANCE_DEGRADED) {
+		err_set(0, "instance '%s' is degraded (%s): stop it, or restart it", name, in->problem);
+		instance_clear(in);
+		return -EINVAL;
+	}
 	if (in->status != INSTANCE_RUNNING) {
 		err_set(0, "instance '%s' is not running (%s)", name, instance_status_name(in->status));
 		instance_clear(in);

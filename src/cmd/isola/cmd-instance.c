@@ -248,6 +248,15 @@ static char *limit_text(const struct instance *in)
 	return strdup(off ? buf : "-");
 }
 
+/* "running", or "degraded: monitor gone" */
+static char *status_text(const struct instance *in)
+{
+	char *s = NULL;
+	if (!in->problem)
+		return strdup(instance_status_name(in->status));
+	return asprintf(&s, "%s: %s", instance_status_name(in->status), in->problem) < 0 ? NULL : s;
+}
+
 static json_t *config_json(const struct instance *in)
 {
 	json_t *o = json_object();
@@ -273,6 +282,8 @@ static json_t *instance_json(const struct instance *in, const struct instance_us
 			      "idmap_base", in->idmap_base >= 0 ? json_integer(in->idmap_base) : json_null(),
 			      "pid", (int)in->pid, "created_at", created, "command", cmd, "restarts", in->restarts,
 			      "config", config_json(in));
+	if (in->problem)
+		json_object_set_new(o, "problem", json_string(in->problem));
 	if (in->last_started_at) {
 		format_time(in->last_started_at, started, sizeof started, true);
 		json_object_set_new(o, "last_started_at", json_string(started));
@@ -339,7 +350,7 @@ int cmd_list(int argc, char **argv)
 	for (size_t i = 0; cells && i < n; i++) {
 		char **row = cells + i * NCOL, pid[16];
 		row[NAME] = strdup(v[i].name);
-		row[STATUS] = strdup(instance_status_name(v[i].status));
+		row[STATUS] = status_text(&v[i]);
 		row[IMAGE] = v[i].image_alias ? strdup(v[i].image_alias) : strndup(v[i].image, 12);
 		snprintf(pid, sizeof pid, "%d", (int)v[i].pid);
 		row[PID] = strdup(v[i].pid ? pid : "-");
@@ -358,7 +369,8 @@ static void print_info(const struct instance *in, const struct instance_usage *u
 {
 	char buf[64], size[32];
 	printf("Name:        %s\n", in->name);
-	printf("Status:      %s\n", instance_status_name(in->status));
+	_cleanup_free_ char *status = status_text(in);
+	printf("Status:      %s\n", status ? status : "?");
 	printf("Type:        %s (%s)\n", in->type, in->command ? "application" : "system");
 	printf("Image:       %s (%.12s)\n", in->image_alias ? in->image_alias : "-", in->image);
 	if (in->privileged)
@@ -426,11 +438,13 @@ int cmd_info(int argc, char **argv)
 	return r;
 }
 
-/* isola __monitor-exit NAME STATUS: run by isola-monitor when the init exits. */
+/* isola __monitor-exit NAME STATUS: run by isola-monitor when the init exits;
+ * NAME lxcfs: when the host's LXCFS daemon died. */
 int cmd_monitor_exit(int argc, char **argv)
 {
 	if (argc != 3)
-		return usage_error("__monitor-exit", "expected NAME STATUS");
+		return usage_error("__monitor-exit", "expected NAME STATUS or NAME lxcfs");
+	bool lxcfs = !strcmp(argv[2], "lxcfs");
 	/* A state directory removed meanwhile is not made anew. */
 	char db[4096];
 	snprintf(db, sizeof db, "%s/isola.db", g.state_dir);
@@ -439,13 +453,16 @@ int cmd_monitor_exit(int argc, char **argv)
 	_cleanup_manager_ struct manager *m = NULL;
 	int r = open_manager(&m);
 	if (r == 0)
-		r = instance_monitor_exit(m, argv[1], atoi(argv[2]));
+		r = lxcfs ? instance_monitor_lxcfs_gone(m, argv[1]) : instance_monitor_exit(m, argv[1], atoi(argv[2]));
 	if (r < 0 && m) {
 		/* Nobody reads our stderr (/dev/null): the instance's log does. */
 		char *path = instance_path(m, argv[1], "console.log");
 		FILE *f = path ? fopen(path, "ae") : NULL;
-		if (f) {
+		if (f && lxcfs)
+			fprintf(f, "\nisola: LXCFS died; repair: %s\n", err_msg());
+		else if (f)
 			fprintf(f, "\nisola: after the init exited (status %s): %s\n", argv[2], err_msg());
+		if (f) {
 			fclose(f);
 		}
 		free(path);
