@@ -534,14 +534,14 @@ int image_open_regular(int dir_fd, const char *path, bool in_root, const char *w
 	_cleanup_close_ int p = in_root ? openat_in_root(dir_fd, path, O_PATH | O_NOFOLLOW, 0)
 					: openat(dir_fd, path, O_PATH | O_CLOEXEC);
 	if (p < 0)
-		return err_set(in_root ? -p : errno, "open '%s'", what);
+		return err_set(in_root ? -p : errno, "%s", what);
 	struct stat st;
 	if (fstat(p, &st) < 0)
-		return err_set(errno, "stat '%s'", what);
+		return err_set(errno, "%s", what);
 	if (!S_ISREG(st.st_mode))
-		return err_refuse(EINVAL, "'%s' is a %s, not a regular file", what, file_type(st.st_mode));
+		return err_refuse(EINVAL, "%s: a %s, not a regular file", what, file_type(st.st_mode));
 	char proc[64];
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", p);
 	int fd = open(proc, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? err_set(errno, "open '%s'", what) : fd;
+	return fd < 0 ? err_set(errno, "%s", what) : fd;
 }

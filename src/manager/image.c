@@ -531,7 +531,7 @@ static int import_into(struct image_store *s, struct tmpdir *t, const char *path
 			if ((in = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 				return err_set(errno, "open '%s'", path);
 		} else if ((in = image_open_regular(AT_FDCWD, path, false, path)) < 0) {
-			return err_wrap(in, "image import reads a tarball (a regular file) or an OCI layout directory");
+			return err_wrap(in, "image import reads a tarball or an OCI layout directory");
 		}
 	}
 	struct image_budget budget = { .max_bytes = s->max_bytes, .max_ratio = s->max_ratio };

@@ -819,6 +819,23 @@ static bool trash_owner_alive(const char *entry, char *ret_name, size_t len)
 	return *end == 0 && pid > 0 && proc_starttime((pid_t)pid) != 0;
 }
 
+/* Does the trash entry have mounts under it in our mount namespace (we are
+ * an instance's monitor, whose overlay is still there)? Not ours to remove. */
+static bool trash_has_mounts(int dfd, const char *entry)
+{
+	static const char *const points[] = { "rootfs", "lower", "disk" };
+	struct stat top, st;
+	if (fstatat(dfd, entry, &top, AT_SYMLINK_NOFOLLOW) < 0)
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(points); i++) {
+		char path[NAME_MAX + 16];
+		snprintf(path, sizeof path, "%s/%s", entry, points[i]);
+		if (fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev != top.st_dev)
+			return true;
+	}
+	return false;
+}
+
 /* Leftovers of killed commands: trash whose owner is gone (claimed first by
  * renaming it, so that two collectors never work on one), and lock files
  * without an instance that nobody holds. Best effort. */
@@ -829,7 +846,8 @@ static void collect_leftovers(struct manager *m)
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		char name[NAME_MAX + 1], mine[NAME_MAX + 1];
-		if (strncmp(e->d_name, ".trash-", 7) || trash_owner_alive(e->d_name, name, sizeof name))
+		if (strncmp(e->d_name, ".trash-", 7) || trash_owner_alive(e->d_name, name, sizeof name) ||
+		    trash_has_mounts(dfd, e->d_name))
 			continue;
 		if (trash_name(name, mine, sizeof mine) == 0 && renameat(dfd, e->d_name, dfd, mine) == 0)
 			(void)remove_trash(m, dfd, mine); /* best effort: ours is collected after us otherwise */

@@ -523,14 +523,14 @@ static int image_resize(const char *inst_dir, uint64_t bytes, pid_t mnt_pid)
 		return r;
 	if (size == old)
 		return 0;
-	/* ext4 keeps its own metadata (journal, inode tables) on top. */
-	if (size < old && used + used / 16 + (8ULL << 20) > size)
-		return err_refuse(ENOSPC, KEY ": %s: the instance has %s in use", fmt_size(bytes, a, sizeof a),
-				  fmt_size(used, b, sizeof b));
 	bool running = mnt_pid > 0 && is_mounted_in(inst_dir, mnt_pid);
 	if (running && size < old)
 		return err_refuse(EBUSY, KEY ": the disk image of a running instance can only grow: stop it to "
 				  "shrink it");
+	/* ext4 keeps its own metadata (journal, inode tables) on top. */
+	if (size < old && used + used / 16 + (8ULL << 20) > size)
+		return err_refuse(ENOSPC, KEY ": %s: the instance has %s in use", fmt_size(bytes, a, sizeof a),
+				  fmt_size(used, b, sizeof b));
 	if (running)
 		return image_grow_online(inst_dir, img, size, mnt_pid);
 	close(TAKE_FD(fd));
