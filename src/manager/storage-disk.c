@@ -173,6 +173,8 @@ static int quota_attach(int dfd, const char *inst_dir, uint64_t bytes)
  * message. -ENOENT when the tool is not installed. */
 static int run_tool(const char *const argv[], const char *why)
 {
+	if (!argv[0])
+		return -ENOENT;
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return err_set(errno, "pipe");
@@ -182,8 +184,7 @@ static int run_tool(const char *const argv[], const char *why)
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
 	pid_t pid;
-	/* e2fsprogs lives in /sbin and /usr/sbin, often not in a user's PATH */
-	int e = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+	int e = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pfd[1]);
 	if (e != 0) {
@@ -207,27 +208,21 @@ static int run_tool(const char *const argv[], const char *why)
 	return err_refuse(EIO, "%s: %s failed (exit %d)%s%s", why, argv[0], code, *out ? ": " : "", out);
 }
 
-/* PATH lookup that also tries the sbin directories. */
+/* PATH lookup that also tries the sbin directories (e2fsprogs lives there,
+ * often not in a user's PATH). NULL when not found. */
 static const char *tool_path(const char *name, char *buf, size_t len)
 {
-	static const char *const dirs[] = { "/usr/sbin", "/sbin" };
 	const char *path = getenv("PATH");
-	if (path && *path) {
-		_cleanup_free_ char *copy = strdup(path);
-		for (char *save = NULL, *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
-			snprintf(buf, len, "%s/%s", d, name);
-			if (access(buf, X_OK) == 0)
-				return buf;
-		}
-		/* An explicit PATH without it: respect it, the tool is "not installed". */
-		return name;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		snprintf(buf, len, "%s/%s", dirs[i], name);
-		if (access(buf, X_OK) == 0)
+	_cleanup_free_ char *dirs = NULL;
+	if (asprintf(&dirs, "%s:/usr/sbin:/sbin", path && *path ? path : "/usr/bin:/bin") < 0)
+		return NULL;
+	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		struct stat st;
+		snprintf(buf, len, "%s/%s", d, name);
+		if (*d == '/' && stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0)
 			return buf;
 	}
-	return name;
+	return NULL;
 }
 
 static int image_create(int dfd, const char *inst_dir, uint64_t bytes)
