@@ -916,8 +916,8 @@ static int disk_change(struct manager *m, const struct instance *in, const char 
 	if (value && (r = limit_disk_bytes(value, &bytes)) < 0)
 		return r;
 	if (in->status != INSTANCE_STOPPED && in->status != INSTANCE_RUNNING && in->status != INSTANCE_FROZEN)
-		return err_refuse(EBUSY, "limits.disk: instance '%s' is %s: try again", in->name,
-				  instance_status_name(in->status));
+		return err_refuse(EBUSY, "limits.disk: instance '%s' is %s: the disk limit changes on a stopped or "
+				  "running instance", in->name, instance_status_name(in->status));
 	_cleanup_free_ char *dir = instance_dir(m, in->name);
 	if (!dir)
 		return err_set(ENOMEM, "limits.disk");
