@@ -128,7 +128,11 @@ def project_id(path):
 @pytest.fixture
 def qhost(lxcfs_dir):
     base = tempfile.mkdtemp(prefix="isola-quota.", dir="/tmp")
-    h = QuotaStore(base)
+    try:
+        h = QuotaStore(base)
+    except BaseException:
+        subprocess.run(["rm", "-rf", base])
+        raise
     if not h.mounted:
         subprocess.run(["rm", "-rf", base])
         pytest.skip("this kernel cannot mount ext4 with project quotas (it needs CONFIG_QUOTA and "
@@ -349,6 +353,9 @@ def test_deep_hostile_tree_is_counted_and_deleted(host, tools_tar, depth):
 
 
 def test_delete_removes_immutable_and_closed_entries(host, tools_tar):
+    """Immutable and append-only attributes set inside (overlayfs keeps them
+    in an xattr of the upper file, enforced inside) and a root-owned mode 000
+    directory; tests/unit/test-manager-storage.c sets real attributes."""
     import_tools(host, tools_tar)
     host.ok("launch", "tools", "imm", "--privileged")
     host.ok("exec", "imm", "--", "storage_helper", "protect", "/root/p")
