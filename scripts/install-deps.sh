@@ -36,6 +36,7 @@ PACKAGES=(
 	slirp4netns      # rootless podman's default network (used when /dev/net/tun is usable)
 	lxcfs            # resource views of isola instances: /proc/meminfo, cpuinfo, uptime, ... (src/manager/lxcfs.c)
 	fuse3            # fusermount3: unmounting the LXCFS directory
+	e2fsprogs        # mke2fs, e2fsck, resize2fs: the per-instance ext4 disk image of limits.disk on a store without project quotas
 	lxc              # make bench: Debian's LXC (lxc-create -t busybox) as the instance-manager baseline
 )
 

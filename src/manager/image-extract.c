@@ -4,6 +4,7 @@
  * the root's fd (a symlink in a parent path is an error, never followed),
  * and files are created with O_EXCL | O_NOFOLLOW. */
 #include "image-internal.h"
+#include "storage.h"
 #include "strmap.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -42,6 +43,10 @@ int image_reader_init(struct image_reader *rd, int fd, const char *what)
 	rd->progress = NULL;
 	rd->phase = "importing";
 	rd->error = 0;
+	rd->budget = NULL;
+	rd->expanded = 0;
+	struct stat st;
+	rd->in_size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	rd->md = EVP_MD_CTX_new();
 	if (!rd->md || EVP_DigestInit_ex(rd->md, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(rd->md);
@@ -105,6 +110,7 @@ int image_reader_finish(struct image_reader *rd, char hex[IMAGE_FINGERPRINT_LEN 
 struct layer {
 	int root_fd;
 	const char *what;
+	struct image_reader *rd;
 	struct strmap seen;   /* paths this layer created (and their parents) */
 	char *cache_path;     /* last parent directory opened, and its fd */
 	int cache_fd;
@@ -192,9 +198,9 @@ static int open_parent(struct layer *L, const char *member, const char *role, co
 static int remove_at(struct layer *L, int parent, const char *name, const char *member)
 {
 	cache_drop(L);
-	int r = rm_rf_at(parent, name);
+	int r = storage_tree_remove(parent, name, name);
 	if (r < 0)
-		return err_set(-r, "%s: member '%s': remove existing '%s'", L->what, member, name);
+		return err_wrap(r, "%s: member '%s'", L->what, member);
 	return 0;
 }
 
@@ -328,6 +334,32 @@ static int apply_hardlink(struct layer *L, int parent, const char *base, const c
 	return 0;
 }
 
+/* Count a member against the import's limits before anything of it is
+ * written: its declared size (all of a sparse file) and a header's worth. */
+static int charge(struct layer *L, const char *member, struct archive_entry *e)
+{
+	struct image_reader *rd = L->rd;
+	struct image_budget *b = rd->budget;
+	if (!b)
+		return 0;
+	la_int64_t size = archive_entry_size_is_set(e) && archive_entry_filetype(e) == AE_IFREG &&
+			  !archive_entry_hardlink(e) ? archive_entry_size(e) : 0;
+	uint64_t bytes = 512 + (size > 0 ? (uint64_t)size : 0);
+	char a[32], c[32];
+	rd->expanded += bytes;
+	b->used += bytes;
+	if (b->used > b->max_bytes)
+		return err_refuse(EFBIG, "%s: member '%s': the image would be larger than %s (--max-size raises the "
+			       "limit)", L->what, member, image_format_size(b->max_bytes, a, sizeof a));
+	uint64_t allowed = image_expand_allowance(rd->in_size, b->max_ratio);
+	if (rd->in_size && rd->expanded > allowed)
+		return err_refuse(EFBIG, "%s: member '%s': the archive expands to more than %s, over %llu times its "
+			       "%s (--max-ratio raises the limit)", L->what, member,
+			       image_format_size(allowed, a, sizeof a), (unsigned long long)b->max_ratio,
+			       image_format_size(rd->in_size, c, sizeof c));
+	return 0;
+}
+
 static int apply_entry(struct layer *L, struct archive *a, struct archive_entry *e)
 {
 	const char *raw = archive_entry_pathname(e);
@@ -335,6 +367,8 @@ static int apply_entry(struct layer *L, struct archive *a, struct archive_entry 
 	int r = image_member_path(raw, "member", &path);
 	if (r < 0)
 		return err_wrap(r, "%s", L->what);
+	if ((r = charge(L, raw, e)) < 0)
+		return r;
 	mode_t type = archive_entry_filetype(e);
 	if (!*path) {
 		/* "./": the root itself; its metadata stays the store's. */
@@ -454,7 +488,7 @@ static int apply_entry(struct layer *L, struct archive *a, struct archive_entry 
 
 int image_apply_layer(int root_fd, struct image_reader *rd)
 {
-	struct layer L = { .root_fd = root_fd, .what = rd->what, .cache_fd = -1, .root = geteuid() == 0 };
+	struct layer L = { .root_fd = root_fd, .what = rd->what, .rd = rd, .cache_fd = -1, .root = geteuid() == 0 };
 	struct archive *a = archive_read_new();
 	if (!a)
 		return err_set(ENOMEM, "%s", rd->what);
@@ -485,4 +519,29 @@ out:
 	cache_drop(&L);
 	strmap_clear(&L.seen);
 	return r;
+}
+
+static const char *file_type(mode_t m)
+{
+	return S_ISCHR(m) ? "character device" : S_ISBLK(m) ? "block device" : S_ISFIFO(m) ? "FIFO" :
+	       S_ISSOCK(m) ? "socket" : S_ISDIR(m) ? "directory" : S_ISLNK(m) ? "symbolic link" : "special file";
+}
+
+int image_open_regular(int dir_fd, const char *path, bool in_root, const char *what)
+{
+	/* O_PATH opens nothing: a FIFO would block an O_RDONLY open, a device
+	 * could act on it. */
+	_cleanup_close_ int p = in_root ? openat_in_root(dir_fd, path, O_PATH | O_NOFOLLOW, 0)
+					: openat(dir_fd, path, O_PATH | O_CLOEXEC);
+	if (p < 0)
+		return err_set(in_root ? -p : errno, "%s", what);
+	struct stat st;
+	if (fstat(p, &st) < 0)
+		return err_set(errno, "%s", what);
+	if (!S_ISREG(st.st_mode))
+		return err_refuse(EINVAL, "%s: a %s, not a regular file", what, file_type(st.st_mode));
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", p);
+	int fd = open(proc, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? err_set(errno, "%s", what) : fd;
 }

@@ -22,6 +22,16 @@ struct image_store {
 	char *state_dir;
 	char *images_dir;
 	int images_fd;
+	uint64_t max_bytes, max_ratio; /* import limits (image_store_set_import_limits) */
+};
+
+/* What one import may write: max_bytes in all (every layer together), and
+ * each archive at most max_ratio times its own size (image_expand_allowance).
+ * Every member counts its declared size (a sparse file its whole length)
+ * plus 512 bytes, before anything of it is written. */
+struct image_budget {
+	uint64_t max_bytes, max_ratio;
+	uint64_t used;
 };
 
 /* Reads an input file for libarchive, hashing (sha256) and reporting progress
@@ -35,6 +45,9 @@ struct image_reader {
 	const struct image_progress *progress;
 	const char *phase;
 	int error;            /* -errno of a failed read */
+	struct image_budget *budget; /* NULL: no limits */
+	uint64_t in_size;     /* bytes of the input file (0: unknown) */
+	uint64_t expanded;    /* bytes its members declared so far */
 	unsigned char buf[1 << 16];
 };
 int image_reader_init(struct image_reader *rd, int fd, const char *what);
@@ -56,7 +69,7 @@ int image_apply_layer(int root_fd, struct image_reader *rd);
  * the manifest's layers onto root_fd. Returns the manifest digest (hex) as
  * the fingerprint and the architecture from the image config. */
 int image_oci_apply(int layout_fd, const char *what, int root_fd, const struct image_progress *p,
-		    char ret_fingerprint[IMAGE_FINGERPRINT_LEN + 1], char **ret_arch);
+		    struct image_budget *budget, char ret_fingerprint[IMAGE_FINGERPRINT_LEN + 1], char **ret_arch);
 /* Does dir_fd hold an OCI image layout (oci-layout file and index.json)? */
 bool image_oci_is_layout(int dir_fd);
 
@@ -68,6 +81,11 @@ int image_export_tree(int root_fd, int out_fd, enum image_compression c, const c
  * static busybox; the fingerprint is the sha256 of a version tag and the
  * binary. */
 int image_builtin_build(int root_fd, char fingerprint[IMAGE_FINGERPRINT_LEN + 1], char **ret_source);
+
+/* Open path as a regular file, refusing anything else (a FIFO, a device)
+ * before it is opened for reading; with in_root, path is resolved beneath
+ * dir_fd (openat_in_root). Errors name `what`. */
+int image_open_regular(int dir_fd, const char *path, bool in_root, const char *what);
 
 /* Bytes of file data under root_fd (hard links counted once). */
 int image_tree_size(int root_fd, uint64_t *ret);

@@ -155,6 +155,12 @@ int image_compression_for(const char *path)
 	return err_set(0, "'%s': export file name must end in .tar, .tar.gz, .tgz, .tar.zst or .tar.xz", path);
 }
 
+uint64_t image_expand_allowance(uint64_t in, uint64_t ratio)
+{
+	uint64_t a = ratio && in > UINT64_MAX / ratio ? UINT64_MAX : in * ratio;
+	return a < IMAGE_RATIO_FLOOR ? IMAGE_RATIO_FLOOR : a;
+}
+
 const char *image_format_size(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };

@@ -28,12 +28,10 @@ static int open_blob(int layout_fd, const char *what, const char *digest, const 
 	if (!image_digest_valid(digest))
 		return err_refuse(EINVAL, "%s: %s: digest must be sha256:<64 hex digits>, got \"%s\"", what, field,
 			       digest ? digest : "(missing)");
-	char path[128];
+	char path[128], desc[512];
 	snprintf(path, sizeof path, "blobs/sha256/%s", digest + 7);
-	int fd = openat_in_root(layout_fd, path, O_RDONLY | O_NOFOLLOW, 0);
-	if (fd < 0)
-		return err_set(-fd, "%s: %s: blob %s", what, field, path);
-	return fd;
+	snprintf(desc, sizeof desc, "%s: %s: blob %s", what, field, path);
+	return image_open_regular(layout_fd, path, true, desc);
 }
 
 static int load_json_fd(int fd, const char *what, const char *name, const char *want_digest, json_t **ret)
@@ -146,13 +144,15 @@ static bool layer_type_ok(const char *mt)
 }
 
 int image_oci_apply(int layout_fd, const char *what, int root_fd, const struct image_progress *p,
-		    char ret_fingerprint[IMAGE_FINGERPRINT_LEN + 1], char **ret_arch)
+		    struct image_budget *budget, char ret_fingerprint[IMAGE_FINGERPRINT_LEN + 1], char **ret_arch)
 {
 	_cleanup_json_ json_t *layout = NULL, *index = NULL, *manifest = NULL, *config = NULL;
+	char fwhat[512];
 	{
-		_cleanup_close_ int fd = openat_in_root(layout_fd, "oci-layout", O_RDONLY | O_NOFOLLOW, 0);
+		snprintf(fwhat, sizeof fwhat, "%s: oci-layout", what);
+		_cleanup_close_ int fd = image_open_regular(layout_fd, "oci-layout", true, fwhat);
 		if (fd < 0)
-			return err_set(-fd, "%s: oci-layout", what);
+			return fd;
 		int r = load_json_fd(fd, what, "oci-layout", NULL, &layout);
 		if (r < 0)
 			return r;
@@ -162,9 +162,10 @@ int image_oci_apply(int layout_fd, const char *what, int root_fd, const struct i
 				       v ? v : "(missing)");
 	}
 	{
-		_cleanup_close_ int fd = openat_in_root(layout_fd, "index.json", O_RDONLY | O_NOFOLLOW, 0);
+		snprintf(fwhat, sizeof fwhat, "%s: index.json", what);
+		_cleanup_close_ int fd = image_open_regular(layout_fd, "index.json", true, fwhat);
 		if (fd < 0)
-			return err_set(-fd, "%s: index.json", what);
+			return fd;
 		int r = load_json_fd(fd, what, "index.json", NULL, &index);
 		if (r < 0)
 			return r;
@@ -249,6 +250,7 @@ int image_oci_apply(int layout_fd, const char *what, int root_fd, const struct i
 		rd->progress = p;
 		rd->base = base;
 		rd->total = total;
+		rd->budget = budget;
 		char hex[IMAGE_FINGERPRINT_LEN + 1];
 		r = image_apply_layer(root_fd, rd);
 		if (r == 0)

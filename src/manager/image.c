@@ -4,6 +4,7 @@
  * renamed to <state>/images/<fingerprint> inside the database transaction
  * that records it; on any failure the temporary directory is removed. */
 #include "image-internal.h"
+#include "storage.h"
 #include "strmap.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -56,7 +57,7 @@ static int tmp_create(struct image_store *s, struct tmpdir *t)
 	t->fd = openat(s->images_fd, t->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (t->fd < 0 || flock(t->fd, LOCK_EX) < 0) {
 		int e = errno;
-		(void)rm_rf_at(s->images_fd, t->name); /* best effort */
+		(void)storage_tree_remove(s->images_fd, t->name, path); /* best effort */
 		return err_set(e, "open '%s'", path);
 	}
 	return 0;
@@ -67,7 +68,7 @@ static void tmp_remove(struct image_store *s, struct tmpdir *t)
 	if (t->fd < 0)
 		return;
 	if (t->name[0])
-		(void)rm_rf_at(s->images_fd, t->name); /* best effort: stale ones are collected later */
+		(void)storage_tree_remove(s->images_fd, t->name, t->name); /* best effort: stale ones are collected later */
 	close(t->fd);
 	t->fd = -1;
 }
@@ -95,7 +96,7 @@ static void collect_stale(struct image_store *s)
 			continue;
 		if (tmp && (now - st.st_mtime < STALE_TMP_SECONDS || flock(dfd, LOCK_EX | LOCK_NB) < 0))
 			continue;
-		(void)rm_rf_at(s->images_fd, e->d_name); /* best effort */
+		(void)storage_tree_remove(s->images_fd, e->d_name, e->d_name); /* best effort */
 	}
 }
 
@@ -379,7 +380,7 @@ static int publish(struct image_store *s, struct tmpdir *t, const struct new_ima
 		goto fail;
 	/* A directory without a row is what a crash between rename and commit
 	 * leaves; we hold the write lock, so nobody else is publishing it. */
-	(void)rm_rf_at(s->images_fd, ni->fingerprint); /* best effort */
+	(void)storage_tree_remove(s->images_fd, ni->fingerprint, ni->fingerprint); /* best effort */
 	sqlite3_finalize(st);
 	st = NULL;
 	if ((r = db_prepare(s->db, "INSERT INTO images (fingerprint, type, source, architecture, size, created_at) "
@@ -465,6 +466,8 @@ int image_store_open(const char *state_dir, struct image_store **ret)
 	if (!s)
 		return err_set(ENOMEM, "open image store");
 	s->images_fd = -1;
+	s->max_bytes = IMAGE_MAX_BYTES_DEFAULT;
+	s->max_ratio = IMAGE_MAX_RATIO_DEFAULT;
 	int r = 0;
 	if (!(s->state_dir = strdup(state_dir)) || asprintf(&s->images_dir, "%s/images", state_dir) < 0) {
 		s->images_dir = NULL;
@@ -492,6 +495,12 @@ fail:
 	return r;
 }
 
+void image_store_set_import_limits(struct image_store *s, uint64_t max_bytes, uint64_t max_ratio)
+{
+	s->max_bytes = max_bytes;
+	s->max_ratio = max_ratio;
+}
+
 void image_store_close(struct image_store *s)
 {
 	if (!s)
@@ -509,12 +518,23 @@ void image_store_close(struct image_store *s)
 static int import_into(struct image_store *s, struct tmpdir *t, const char *path, const char *alias,
 		       const struct image_progress *p, char fp[IMAGE_FINGERPRINT_LEN + 1])
 {
-	_cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return err_set(errno, "open '%s'", path);
+	/* A FIFO or /dev/zero would be read forever: only files and directories. */
 	struct stat st;
-	if (fstat(in, &st) < 0)
-		return err_set(errno, "stat '%s'", path);
+	_cleanup_close_ int in = -1;
+	{
+		_cleanup_close_ int pfd = open(path, O_PATH | O_CLOEXEC);
+		if (pfd < 0)
+			return err_set(errno, "open '%s'", path);
+		if (fstat(pfd, &st) < 0)
+			return err_set(errno, "stat '%s'", path);
+		if (S_ISDIR(st.st_mode)) {
+			if ((in = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+				return err_set(errno, "open '%s'", path);
+		} else if ((in = image_open_regular(AT_FDCWD, path, false, path)) < 0) {
+			return err_wrap(in, "image import reads a tarball or an OCI layout directory");
+		}
+	}
+	struct image_budget budget = { .max_bytes = s->max_bytes, .max_ratio = s->max_ratio };
 	if (mkdirat(t->fd, "rootfs", 0755) < 0)
 		return err_set(errno, "create rootfs in '%s/%s'", s->images_dir, t->name);
 	_cleanup_close_ int root = openat(t->fd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -528,7 +548,7 @@ static int import_into(struct image_store *s, struct tmpdir *t, const char *path
 			return err_refuse(EINVAL, "'%s': a directory must be an OCI image layout (oci-layout and "
 				       "index.json)", path);
 		type = "oci";
-		if ((r = image_oci_apply(in, path, root, p, fp, &arch)) < 0)
+		if ((r = image_oci_apply(in, path, root, p, &budget, fp, &arch)) < 0)
 			return r;
 	} else {
 		struct image_reader *rd = malloc(sizeof *rd);
@@ -539,7 +559,8 @@ static int import_into(struct image_store *s, struct tmpdir *t, const char *path
 			return r;
 		}
 		rd->progress = p;
-		rd->total = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+		rd->total = (uint64_t)st.st_size;
+		rd->budget = &budget;
 		r = image_apply_layer(root, rd);
 		if (r == 0)
 			r = image_reader_finish(rd, fp);
@@ -560,9 +581,9 @@ static int import_into(struct image_store *s, struct tmpdir *t, const char *path
 			if (layout < 0 || root < 0)
 				return err_set(errno, "open rootfs in '%s/%s'", s->images_dir, t->name);
 			type = "oci";
-			if ((r = image_oci_apply(layout, path, root, p, fp, &arch)) < 0)
+			if ((r = image_oci_apply(layout, path, root, p, &budget, fp, &arch)) < 0)
 				return r;
-			(void)rm_rf_at(t->fd, "layout"); /* best effort: removed with the image otherwise */
+			(void)storage_tree_remove(t->fd, "layout", "layout"); /* best effort: removed with the image otherwise */
 		} else if (!(arch = image_detect_arch(root))) {
 			return err_set(ENOMEM, "import");
 		}
@@ -715,7 +736,7 @@ int image_delete(struct image_store *s, const char *ref)
 		image_info_clear(&info);
 		return r;
 	}
-	(void)rm_rf_at(s->images_fd, del); /* best effort: collected by the next command otherwise */
+	(void)storage_tree_remove(s->images_fd, del, del); /* best effort: collected by the next command otherwise */
 	image_info_clear(&info);
 	return 0;
 fail:

@@ -35,6 +35,14 @@ struct image_progress {
 /* Open the store under state_dir (created when absent, with its database);
  * the built-in busybox image is made on first use. */
 int image_store_open(const char *state_dir, struct image_store **ret);
+
+/* Import limits: an import writes at most max_bytes, and each archive in it
+ * expands to at most max_ratio times its own size once past
+ * IMAGE_RATIO_FLOOR (a small archive may always give that much). */
+#define IMAGE_MAX_BYTES_DEFAULT (16ULL << 30)
+#define IMAGE_MAX_RATIO_DEFAULT 100
+#define IMAGE_RATIO_FLOOR (64ULL << 20)
+void image_store_set_import_limits(struct image_store *s, uint64_t max_bytes, uint64_t max_ratio);
 void image_store_close(struct image_store *s);
 
 /* Every image, sorted by first alias then fingerprint. */
@@ -86,5 +94,8 @@ const char *image_arch_from_elf(unsigned machine);
 enum image_compression { COMPRESS_NONE, COMPRESS_GZIP, COMPRESS_ZSTD, COMPRESS_XZ };
 /* Compression implied by an export file name, -EINVAL when not a tarball name. */
 int image_compression_for(const char *path);
+/* What an archive of `in` bytes may expand to: in * ratio, at least
+ * IMAGE_RATIO_FLOOR, UINT64_MAX on overflow. */
+uint64_t image_expand_allowance(uint64_t in, uint64_t ratio);
 /* "1.5 MiB" style sizes into buf. */
 const char *image_format_size(uint64_t bytes, char *buf, size_t len);

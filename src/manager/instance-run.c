@@ -160,6 +160,20 @@ static const char *const denied_syscalls[] = {
 	"swapon", "swapoff", "acct", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
 };
 
+static const char *const default_env[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "HOME=/root",
+	"container=isola",
+};
+
+/* A privileged instance is host root: what it mounts or unmounts changes
+ * what it may write. Unless security.protect_host=false, it gets none of
+ * the mount calls, so /proc/sys, /sys and its cgroup files stay read-only
+ * (open_tree would clone the writable /proc under the read-only /proc/sys). */
+static const char *const mount_syscalls[] = {
+	"mount", "umount", "umount2", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree",
+	"mount_setattr",
+};
+
 static const char *const masked[] = {
 	"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
 	"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
@@ -222,10 +236,12 @@ static int build_config(struct manager *m, const struct instance *in, json_t **r
 
 	/* process */
 	json_t *env = json_array();
-	json_array_append_new(env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
-	json_array_append_new(env, json_string("TERM=xterm"));
-	json_array_append_new(env, json_string("HOME=/root"));
-	json_array_append_new(env, json_string("container=isola"));
+	for (size_t i = 0; i < ARRAY_SIZE(default_env); i++) {
+		char key[64]; /* environment.NAME replaces the default */
+		snprintf(key, sizeof key, "environment.%.*s", (int)strcspn(default_env[i], "="), default_env[i]);
+		if (!strmap_get(&in->config, key))
+			json_array_append_new(env, json_string(default_env[i]));
+	}
 	for (size_t i = 0; i < in->config.cap; i++) {
 		const char *k = in->config.keys[i], *v = in->config.values[i];
 		if (k && v && !strncmp(k, "environment.", 12)) {
@@ -261,6 +277,13 @@ static int build_config(struct manager *m, const struct instance *in, json_t **r
 	json_object_set_new(c, "root", json_pack("{s:s, s:b}", "path", "rootfs", "readonly", 0));
 	json_object_set_new(c, "hostname", json_string(in->name));
 
+	/* security.protect_host=false: a privileged instance asked to write
+	 * the host's /proc/sys, /sys and cgroup files and to mount. */
+	const char *ph = strmap_get(&in->config, "security.protect_host");
+	bool open_host = in->privileged && ph && !strcmp(ph, "false");
+	const char *sys_ro = open_host ? "" : ",ro";
+	char opts[64];
+
 	/* mounts, then the LXCFS views over /proc and /sys files */
 	json_t *mounts = json_array();
 	json_array_append_new(mounts, mount_entry("/proc", "proc", "proc", "nosuid,noexec,nodev"));
@@ -269,8 +292,10 @@ static int build_config(struct manager *m, const struct instance *in, json_t **r
 						  "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620"));
 	json_array_append_new(mounts, mount_entry("/dev/shm", "tmpfs", "shm", "nosuid,noexec,nodev,mode=1777,size=65536k"));
 	json_array_append_new(mounts, mount_entry("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"));
-	json_array_append_new(mounts, mount_entry("/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"));
-	json_array_append_new(mounts, mount_entry("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid,noexec,nodev,relatime,ro"));
+	snprintf(opts, sizeof opts, "nosuid,noexec,nodev%s", sys_ro);
+	json_array_append_new(mounts, mount_entry("/sys", "sysfs", "sysfs", opts));
+	snprintf(opts, sizeof opts, "nosuid,noexec,nodev,relatime%s", sys_ro);
+	json_array_append_new(mounts, mount_entry("/sys/fs/cgroup", "cgroup", "cgroup", opts));
 	json_array_append_new(mounts, mount_entry("/run", "tmpfs", "tmpfs", "nosuid,nodev,mode=755,size=65536k"));
 	/* LXCFS's files as the monitor binds them into the instance's own
 	 * directory (instance_lxcfs_bind): the init cannot reach the host's mount. */
@@ -310,13 +335,20 @@ static int build_config(struct manager *m, const struct instance *in, json_t **r
 	/* sysinfo(2) (free, uptime) is answered by the monitor from the
 	 * instance's cgroup: LXCFS covers files, not system calls. */
 	_cleanup_free_ char *listener = instance_path(m, in->name, "seccomp.sock");
+	json_t *denied = str_array(denied_syscalls, ARRAY_SIZE(denied_syscalls));
+	for (size_t i = 0; in->privileged && !open_host && i < ARRAY_SIZE(mount_syscalls); i++)
+		json_array_append_new(denied, json_string(mount_syscalls[i]));
 	json_t *sc = json_pack("{s:s, s:s, s:[{s:o, s:s, s:i}, {s:[s], s:s}]}", "defaultAction", "SCMP_ACT_ALLOW",
-			       "listenerPath", listener ? listener : "", "syscalls", "names",
-			       str_array(denied_syscalls, ARRAY_SIZE(denied_syscalls)), "action", "SCMP_ACT_ERRNO",
-			       "errnoRet", EPERM, "names", "sysinfo", "action", "SCMP_ACT_NOTIFY");
+			       "listenerPath", listener ? listener : "", "syscalls", "names", denied,
+			       "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM, "names", "sysinfo", "action",
+			       "SCMP_ACT_NOTIFY");
 	json_object_set_new(lin, "seccomp", sc);
 	json_object_set_new(lin, "maskedPaths", str_array(masked, ARRAY_SIZE(masked)));
-	json_object_set_new(lin, "readonlyPaths", str_array(readonly, ARRAY_SIZE(readonly)));
+	json_t *ro = json_array();
+	for (size_t i = 0; i < ARRAY_SIZE(readonly); i++)
+		if (!open_host || strcmp(readonly[i], "/proc/sys"))
+			json_array_append_new(ro, json_string(readonly[i]));
+	json_object_set_new(lin, "readonlyPaths", ro);
 	json_object_set_new(c, "linux", lin);
 	*ret = TAKE_PTR(c);
 	return 0;
@@ -483,7 +515,10 @@ static int monitor_side_in_ns(struct manager *m, const struct instance *in, int 
 	snprintf(pidfile, sizeof pidfile, "%s/monitor.pid", dir);
 	if (r == 0 && (lsock = listen_unix(dir, "console.sock")) < 0)
 		r = lsock;
-	/* The instance's namespace has its own copy of what it needs. */
+	/* The instance's namespace has its own copy of what it needs; the
+	 * monitor keeps a handle on the disk image's mount for usage. */
+	if (r == 0)
+		r = storage_disk_hold(dir);
 	if (r == 0)
 		r = instance_ns_leave(TAKE_FD(*host_ns));
 	if (r == 0) {
@@ -541,6 +576,7 @@ static int monitor_side_in_ns(struct manager *m, const struct instance *in, int 
 static int monitor_side(struct manager *m, const struct instance *in, int report_fd)
 {
 	int host_ns = -1;
+	(void)close(STORAGE_DISK_HOLD_FD); /* the previous run's, when restarting in place */
 	int r = instance_ns_enter(&host_ns);
 	if (r == 0)
 		r = monitor_side_in_ns(m, in, report_fd, &host_ns);
@@ -656,6 +692,8 @@ int instance_start(struct manager *m, const char *name)
 
 /* ---- stop ----------------------------------------------------------------- */
 
+static void lift_io_limits(struct manager *m, const char *name);
+
 bool instance_wait_gone(pid_t pid, int timeout_ms)
 {
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -697,6 +735,7 @@ int instance_kill_now(struct manager *m, const char *name)
 	container_state st;
 	if (container_load(m->run_dir, name, &st) == 0) {
 		container_state_clear(&st);
+		lift_io_limits(m, name);
 		(void)container_kill(m->run_dir, name, SIGKILL, true);
 		int r = container_delete(m->run_dir, name, true);
 		if (r < 0)
@@ -731,6 +770,7 @@ int instance_stop(struct manager *m, const char *name, bool force, int timeout_s
 	}
 	if (status == INSTANCE_FROZEN || force)
 		sig = SIGKILL;
+	lift_io_limits(m, name);
 	r = container_kill(m->run_dir, name, sig, sig == SIGKILL);
 	/* The monitor's exit handler takes the lock to record the exit. */
 	close(lock);
@@ -806,6 +846,7 @@ int instance_monitor_exit(struct manager *m, const char *name, int status)
 		return r == -ENOENT ? 0 : r;
 	}
 	/* The init is gone; whatever else ran in the instance goes too. */
+	lift_io_limits(m, name);
 	(void)container_kill(m->run_dir, name, SIGKILL, true);
 	clean_runtime(m, name);
 	instance_cgroup_remove(m, name);
@@ -896,6 +937,33 @@ static int open_cgroup(struct manager *m, const char *name, cgroup **ret)
 	return r;
 }
 
+/* A process waiting on throttled I/O (limits.disk.write=1B and an fsync)
+ * cannot die: stop, delete and the exit handler lift the instance's disk
+ * rate limits first. The configuration keeps them for the next start. */
+static void lift_io_limits(struct manager *m, const char *name)
+{
+	unsigned maj, min;
+	_cleanup_free_ char *dir = instance_dir(m, name);
+	cgroup *cg = NULL;
+	if (dir && storage_block_device(dir, &maj, &min) == 0 && open_cgroup(m, name, &cg) == 0) {
+		static const char *const fields[] = { "throttleReadBpsDevice", "throttleWriteBpsDevice",
+						      "throttleReadIOPSDevice", "throttleWriteIOPSDevice" };
+		json_t *blk = json_object();
+		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+			json_object_set_new(blk, fields[i], json_pack("[{s:i, s:i, s:i}]", "major", maj, "minor", min,
+								       "rate", 0));
+		_cleanup_json_ json_t *res = json_pack("{s:o}", "blockIO", blk);
+		_cleanup_free_ char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
+		spec_resources sr;
+		if (text && spec_parse_resources(text, strlen(text), "limits.disk", &sr) == 0) {
+			(void)cgroup_apply(cg, &sr); /* best effort: the kill follows anyway */
+			spec_resources_free(&sr);
+		}
+	}
+	cgroup_free(cg);
+	err_set(0, "%s", "");
+}
+
 int instance_apply_limits(struct manager *m, const struct instance *in, const char *key)
 {
 	_cleanup_json_ json_t *res = NULL;
@@ -948,7 +1016,16 @@ int instance_apply_limits(struct manager *m, const struct instance *in, const ch
 		r = instance_cgroup_apply(m, in->name, &sr);
 		if (r == 0)
 			r = cgroup_apply(cg, &sr);
-		if (r < 0)
+		struct cgroup_stats st;
+		char used[32];
+		if (r == -EBUSY && k == LIMIT_MEMORY && cgroup_stats(cg, &st) == 0) {
+			/* the kernel could not reclaim down to the new limit */
+			r = err_refuse(EBUSY, "%s: \"%s\": instance '%s' uses %s that the kernel cannot reclaim "
+				       "(without swap, memory such as /dev/shm stays): free some inside first",
+				       key, strmap_get(&in->config, key) ?: "", in->name,
+				       image_format_size(st.memory.usage.usage, used, sizeof used));
+			cgroup_stats_clear(&st);
+		} else if (r < 0)
 			r = err_wrap(r, "instance '%s': apply %s", in->name, key);
 		cgroup_free(cg);
 	}
@@ -961,7 +1038,7 @@ int instance_usage(struct manager *m, const struct instance *in, struct instance
 	memset(ret, 0, sizeof *ret);
 	_cleanup_free_ char *dir = instance_dir(m, in->name);
 	if (dir)
-		(void)storage_usage(dir, &ret->disk);
+		(void)storage_usage(dir, in->monitor_pid, &ret->disk);
 	if (in->status != INSTANCE_RUNNING && in->status != INSTANCE_FROZEN)
 		return 0;
 	cgroup *cg = NULL;

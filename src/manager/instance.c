@@ -112,14 +112,35 @@ static bool env_name_ok(const char *s)
 	return true;
 }
 
-int instance_config_check(const char *key, const char *value)
+int instance_config_key_check(const char *key)
 {
 	if (!strncmp(key, "limits.", 7)) {
-		int k = limit_key_from_name(key);
-		if (k < 0)
+		if (limit_key_from_name(key) < 0)
 			return err_refuse(EINVAL, "%s: unknown limit (limits.cpu, limits.memory, limits.processes, "
-				       "limits.disk.read, limits.disk.write)", key);
-		int r = limit_check(k, value);
+				       "limits.disk, limits.disk.read, limits.disk.write)", key);
+		return 0;
+	}
+	if (!strcmp(key, "boot.autostart") || !strcmp(key, "boot.restart") || !strcmp(key, "security.protect_host"))
+		return 0;
+	if (!strncmp(key, "environment.", 12)) {
+		if (!env_name_ok(key + 12))
+			return err_refuse(EINVAL, "%s: not a variable name (letters, digits, '_')", key);
+		return 0;
+	}
+	if (!strcmp(key, "security.privileged"))
+		return err_refuse(EINVAL, "security.privileged: set when the instance is created (--privileged)");
+	return err_refuse(EINVAL, "%s: unknown configuration key (limits.*, boot.autostart, boot.restart, "
+		       "environment.NAME, security.protect_host)", key);
+}
+
+int instance_config_check(const char *key, const char *value)
+{
+	int r = instance_config_key_check(key);
+	if (r < 0)
+		return r;
+	if (!strncmp(key, "limits.", 7)) {
+		int k = limit_key_from_name(key);
+		r = limit_check(k, value);
 		if (r == 0 && k == LIMIT_CPU) {
 			long n = sysconf(_SC_NPROCESSORS_ONLN);
 			if (n > 0 && limits_cpu_count(value) > (unsigned)n)
@@ -128,27 +149,21 @@ int instance_config_check(const char *key, const char *value)
 		}
 		return r;
 	}
-	if (!strcmp(key, "boot.autostart")) {
+	if (!strcmp(key, "boot.autostart") || !strcmp(key, "security.protect_host")) {
 		if (strcmp(value, "true") && strcmp(value, "false"))
-			return err_refuse(EINVAL, "boot.autostart: \"%s\": must be true or false", value);
+			return err_refuse(EINVAL, "%s: \"%s\": must be true or false", key, value);
 		return 0;
 	}
 	if (!strcmp(key, "boot.restart"))
 		return instance_restart_policy_parse(value, NULL, NULL);
-	if (!strncmp(key, "environment.", 12)) {
-		if (!env_name_ok(key + 12))
-			return err_refuse(EINVAL, "%s: not a variable name (letters, digits, '_')", key);
-		if (strchr(value, '\n'))
-			return err_refuse(EINVAL, "%s: the value must not contain a newline", key);
-		return 0;
-	}
-	if (!strcmp(key, "security.privileged"))
-		return err_refuse(EINVAL, "security.privileged: set when the instance is created (--privileged)");
-	return err_refuse(EINVAL, "%s: unknown configuration key (limits.*, boot.autostart, boot.restart, "
-		       "environment.NAME)", key);
+	if (strchr(value, '\n'))
+		return err_refuse(EINVAL, "%s: the value must not contain a newline", key);
+	return 0;
 }
 
 /* ---- the manager handle -------------------------------------------------- */
+
+static void collect_leftovers(struct manager *m);
 
 static char *run_dir_for(const char *state_dir)
 {
@@ -209,6 +224,7 @@ int manager_open(const char *state_dir, struct manager **ret)
 			r = err_wrap(r, "create '%s'", dirs[i]);
 			goto fail;
 		}
+	collect_leftovers(m);
 	*ret = m;
 	return 0;
 fail:
@@ -245,21 +261,66 @@ char *instance_path(const struct manager *m, const char *name, const char *file)
 	return asprintf(&p, "%s/%s/%s", m->instances_dir, name, file) < 0 ? NULL : p;
 }
 
-int instance_lock(struct manager *m, const char *name, bool wait, int *ret_fd)
+/* A lock file exists only while its instance does: create makes it, delete
+ * removes it while holding it. A command that waited on a file that was
+ * removed meanwhile finds that the path no longer leads to the inode it
+ * locked, and looks again: the flock serialization holds across removals. */
+static int lock_open(struct manager *m, const char *name, bool create, bool wait, int *ret_fd)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s.lock", m->locks_dir, name);
-	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_set(errno, "open lock '%s'", path);
-	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno == EWOULDBLOCK)
-			return err_refuse(EBUSY, "instance '%s' is busy: another command works on it", name);
-		return err_set(errno, "lock '%s'", path);
+	for (;;) {
+		_cleanup_close_ int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+		if (fd < 0)
+			return errno == ENOENT ? -ENOENT : err_set(errno, "open lock '%s'", path);
+		while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EWOULDBLOCK)
+				return err_refuse(EBUSY, "instance '%s' is busy: another command works on it", name);
+			return err_set(errno, "lock '%s'", path);
+		}
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			*ret_fd = TAKE_FD(fd);
+			return 0;
+		}
 	}
-	*ret_fd = TAKE_FD(fd);
+}
+
+static bool row_exists(struct manager *m, const char *name)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (db_prepare(m->db, "SELECT 1 FROM instances WHERE name = ?", &st) < 0)
+		return true; /* cannot tell: keep the lock */
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return sqlite3_step(st) != SQLITE_DONE;
+}
+
+/* Remove the lock file of `name` while holding it (fd), then release it. */
+static void lock_remove(struct manager *m, const char *name, int fd)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s.lock", m->locks_dir, name);
+	(void)unlink(path); /* waiters notice and look again */
+	close(fd);
+}
+
+int instance_lock(struct manager *m, const char *name, bool wait, int *ret_fd)
+{
+	int r = lock_open(m, name, false, wait, ret_fd);
+	if (r != -ENOENT)
+		return r;
+	/* No lock file: no such instance, or one from before lock files went
+	 * with their instances. */
+	if (!row_exists(m, name))
+		return err_refuse(ENOENT, "instance '%s' not found", name);
+	if ((r = lock_open(m, name, true, wait, ret_fd)) < 0)
+		return r;
+	if (!row_exists(m, name)) { /* deleted meanwhile */
+		lock_remove(m, name, *ret_fd);
+		return err_refuse(ENOENT, "instance '%s' not found", name);
+	}
 	return 0;
 }
 
@@ -466,7 +527,10 @@ int instance_lock_load(struct manager *m, const char *name, int *ret_lock, struc
 	if (r < 0)
 		return r;
 	if ((r = instance_load(m, name, ret)) < 0) {
-		close(lock);
+		if (r == -ENOENT)
+			lock_remove(m, name, lock); /* left by a create killed before its row */
+		else
+			close(lock);
 		return r;
 	}
 	instance_fill_live(m, ret, true);
@@ -635,6 +699,10 @@ static int split_kv(const char *kv, char **buf, char **key, char **value)
 	return 0;
 }
 
+static int create_locked(struct manager *m, const struct instance_create_opts *o, int64_t image_id,
+			 const char *rootfs, const char *dir, const char *disk);
+static int remove_dir(struct manager *m, const char *name);
+
 int instance_create(struct manager *m, const struct instance_create_opts *o)
 {
 	int r = instance_name_check(o->name);
@@ -642,11 +710,16 @@ int instance_create(struct manager *m, const struct instance_create_opts *o)
 		return r;
 	if (o->command && !o->command[0])
 		return err_refuse(EINVAL, "command: must not be empty");
+	const char *disk = NULL;
 	for (char **p = o->config; p && *p; p++) {
 		_cleanup_free_ char *buf = NULL;
 		char *k, *v;
 		if ((r = split_kv(*p, &buf, &k, &v)) < 0 || (r = instance_config_check(k, v)) < 0)
 			return r;
+		if (!strcmp(k, "security.protect_host") && !o->privileged)
+			return err_refuse(EINVAL, "security.protect_host: only for --privileged instances");
+		if (limit_key_from_name(k) == LIMIT_DISK)
+			disk = *p + (v - buf);
 	}
 	struct image_info img;
 	int64_t image_id;
@@ -661,9 +734,17 @@ int instance_create(struct manager *m, const struct instance_create_opts *o)
 	_cleanup_free_ char *dir = instance_dir(m, o->name);
 	if (!dir)
 		return err_set(ENOMEM, "create instance");
-	if ((r = instance_lock(m, o->name, true, &lock)) < 0)
+	if ((r = lock_open(m, o->name, true, true, &lock)) < 0)
 		return r;
+	if ((r = create_locked(m, o, image_id, rootfs, dir, disk)) < 0 && !row_exists(m, o->name))
+		lock_remove(m, o->name, TAKE_FD(lock));
+	return r;
+}
 
+static int create_locked(struct manager *m, const struct instance_create_opts *o, int64_t image_id,
+			 const char *rootfs, const char *dir, const char *disk)
+{
+	int r;
 	/* 1: the row, marked "creating", with its configuration; then its
 	 * host-wide id range (a killed create leaves a row that delete, which
 	 * releases the range, finds). */
@@ -682,17 +763,20 @@ int instance_create(struct manager *m, const struct instance_create_opts *o)
 		return r;
 
 	/* 2: the directory and the storage; a failure removes both, the range and the row. */
-	(void)rm_rf_at(AT_FDCWD, dir); /* left by an interrupted create of the same name whose row is gone */
+	(void)remove_dir(m, o->name); /* left by an interrupted create of the same name whose row is gone */
+	uint64_t bytes = 0;
 	r = o->privileged ? 0 : allocate_idmap(m, o->name, &base);
 	if (r == 0 && mkdir(dir, 0700) < 0)
 		r = err_set(errno, "mkdir '%s'", dir);
 	if (r == 0 && (r = instance_dir_secure(dir, base)) == 0)
 		r = storage_create(dir, rootfs, base);
+	if (r == 0 && disk && (r = limit_disk_bytes(disk, &bytes)) == 0)
+		r = storage_disk_create(dir, bytes);
 	if (r == 0)
 		r = instance_update(m, o->name, "op = 'ready'", 0, NULL);
 	if (r < 0) {
 		char *saved = strdup(err_msg());
-		(void)rm_rf_at(AT_FDCWD, dir); /* best effort: undo */
+		(void)remove_dir(m, o->name); /* best effort: undo */
 		if (base >= 0)
 			(void)idmap_release(m->state_dir, o->name);
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -710,6 +794,115 @@ rollback:
 }
 
 /* ---- delete -------------------------------------------------------------- */
+
+/* An instance directory is first renamed to .trash-<name>-<pid>-<start
+ * time of that process>, then removed: a removal killed half-way leaves a
+ * trash directory whose owner is gone, which the next command collects. */
+static int trash_name(const char *name, char *buf, size_t len)
+{
+	pid_t self = getpid();
+	int n = snprintf(buf, len, ".trash-%s-%d-%llu", name, (int)self, proc_starttime(self));
+	return n > 0 && (size_t)n < len ? 0 : err_set(ENAMETOOLONG, "trash name for '%s'", name);
+}
+
+/* Give back the quota and remove instances/<name> (now a trash entry). */
+static int remove_trash(struct manager *m, int dfd, const char *trash)
+{
+	char what[PATH_MAX];
+	snprintf(what, sizeof what, "%s/%s", m->instances_dir, trash);
+	storage_disk_release(dfd, trash);
+	return storage_tree_remove(dfd, trash, what);
+}
+
+/* Remove the directory of an instance (gone from the host meanwhile). */
+static int remove_dir(struct manager *m, const char *name)
+{
+	_cleanup_close_ int dfd = open(m->instances_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char trash[NAME_MAX + 1];
+	int r;
+	if (dfd < 0)
+		return err_set(errno, "open '%s'", m->instances_dir);
+	if ((r = trash_name(name, trash, sizeof trash)) < 0)
+		return r;
+	if (renameat(dfd, name, dfd, trash) < 0)
+		return errno == ENOENT ? 0 : err_set(errno, "rename '%s/%s'", m->instances_dir, name);
+	return remove_trash(m, dfd, trash);
+}
+
+/* Is the trash entry's owner (.trash-<name>-<pid>-<start time>) still at
+ * work? Its name back in *ret_name. */
+static bool trash_owner_alive(const char *entry, char *ret_name, size_t len)
+{
+	const char *body = entry + strlen(".trash-");
+	const char *d2 = strrchr(body, '-');
+	if (!d2 || d2 == body)
+		return false;
+	const char *d1 = d2 - 1;
+	while (d1 > body && *d1 != '-')
+		d1--;
+	char *end;
+	unsigned long long start = strtoull(d2 + 1, &end, 10);
+	long pid = d1 > body ? strtol(d1 + 1, NULL, 10) : 0;
+	if (d1 > body && *end == 0 && pid > 0 && d1 + 1 < d2) {
+		snprintf(ret_name, len, "%.*s", (int)(d1 - body), body);
+		return proc_starttime((pid_t)pid) == start;
+	}
+	/* .trash-<name>-<pid> of older versions: alive while that pid is */
+	snprintf(ret_name, len, "%.*s", (int)(d2 - body), body);
+	pid = strtol(d2 + 1, &end, 10);
+	return *end == 0 && pid > 0 && proc_starttime((pid_t)pid) != 0;
+}
+
+/* Does the trash entry have mounts under it in our mount namespace (we are
+ * an instance's monitor, whose overlay is still there)? Not ours to remove. */
+static bool trash_has_mounts(int dfd, const char *entry)
+{
+	static const char *const points[] = { "rootfs", "lower", "disk" };
+	struct stat top, st;
+	if (fstatat(dfd, entry, &top, AT_SYMLINK_NOFOLLOW) < 0)
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(points); i++) {
+		char path[NAME_MAX + 16];
+		snprintf(path, sizeof path, "%s/%s", entry, points[i]);
+		if (fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev != top.st_dev)
+			return true;
+	}
+	return false;
+}
+
+/* Leftovers of killed commands: trash whose owner is gone (claimed first by
+ * renaming it, so that two collectors never work on one), and lock files
+ * without an instance that nobody holds. Best effort. */
+static void collect_leftovers(struct manager *m)
+{
+	_cleanup_close_ int dfd = open(m->instances_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = dfd >= 0 ? opendir(m->instances_dir) : NULL;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char name[NAME_MAX + 1], mine[NAME_MAX + 1];
+		if (strncmp(e->d_name, ".trash-", 7) || trash_owner_alive(e->d_name, name, sizeof name) ||
+		    trash_has_mounts(dfd, e->d_name))
+			continue;
+		if (trash_name(name, mine, sizeof mine) == 0 && renameat(dfd, e->d_name, dfd, mine) == 0)
+			(void)remove_trash(m, dfd, mine); /* best effort: ours is collected after us otherwise */
+	}
+	_cleanup_closedir_ DIR *l = opendir(m->locks_dir);
+	while (l && (e = readdir(l))) {
+		size_t n = strlen(e->d_name);
+		if (n < 6 || strcmp(e->d_name + n - 5, ".lock") || e->d_name[0] == '.')
+			continue;
+		char name[NAME_MAX + 1];
+		snprintf(name, sizeof name, "%.*s", (int)(n - 5), e->d_name);
+		int fd = -1;
+		if (row_exists(m, name) || lock_open(m, name, false, false, &fd) < 0)
+			continue;
+		if (!row_exists(m, name))
+			lock_remove(m, name, fd);
+		else
+			close(fd);
+	}
+	err_set(0, "%s", ""); /* what was left alone is not an error */
+}
 
 int instance_delete(struct manager *m, const char *name, bool force)
 {
@@ -732,14 +925,8 @@ int instance_delete(struct manager *m, const char *name, bool force)
 		return r;
 	if ((r = instance_kill_now(m, name)) < 0)
 		return r;
-	_cleanup_free_ char *dir = instance_dir(m, name);
-	_cleanup_free_ char *trash = NULL;
-	if (!dir || asprintf(&trash, "%s/.trash-%s-%d", m->instances_dir, name, (int)getpid()) < 0)
-		return err_set(ENOMEM, "delete instance");
-	if (rename(dir, trash) < 0 && errno != ENOENT)
-		return err_set(errno, "rename '%s'", dir);
-	if ((r = rm_rf_at(AT_FDCWD, trash)) < 0 && r != -ENOENT)
-		return err_wrap(r, "remove '%s'", trash);
+	if ((r = remove_dir(m, name)) < 0)
+		return r;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if ((r = db_prepare(m->db, "DELETE FROM instances WHERE name = ?", &st)) < 0)
 		return r;
@@ -754,7 +941,7 @@ int instance_delete(struct manager *m, const char *name, bool force)
 	instance_cgroup_parent_cleanup(m);
 	/* The monitor's exit handler needs the lock, then finds the row gone:
 	 * return once it has, so that no process of the instance outlives us. */
-	close(TAKE_FD(lock));
+	lock_remove(m, name, TAKE_FD(lock));
 	if (mon > 0)
 		(void)instance_wait_gone(mon, 10000);
 	instance_cgroup_remove(m, name); /* the monitor's leaf too, now that it is gone */
@@ -763,24 +950,46 @@ int instance_delete(struct manager *m, const char *name, bool force)
 
 /* ---- configuration -------------------------------------------------------- */
 
+/* limits.disk: the storage first, so that a size it refuses is not recorded. */
+static int disk_change(struct manager *m, const struct instance *in, const char *value)
+{
+	uint64_t bytes = 0;
+	int r;
+	if (value && (r = limit_disk_bytes(value, &bytes)) < 0)
+		return r;
+	if (in->status != INSTANCE_STOPPED && in->status != INSTANCE_RUNNING && in->status != INSTANCE_FROZEN)
+		return err_refuse(EBUSY, "limits.disk: instance '%s' is %s: the disk limit changes on a stopped or "
+				  "running instance", in->name, instance_status_name(in->status));
+	_cleanup_free_ char *dir = instance_dir(m, in->name);
+	if (!dir)
+		return err_set(ENOMEM, "limits.disk");
+	bool live = in->status == INSTANCE_RUNNING || in->status == INSTANCE_FROZEN;
+	return storage_disk_resize(dir, bytes, live ? in->monitor_pid : 0);
+}
+
 static int config_change(struct manager *m, const char *name, const char *key, const char *value)
 {
 	int r;
-	if (value && (r = instance_config_check(key, value)) < 0)
+	if ((r = value ? instance_config_check(key, value) : instance_config_key_check(key)) < 0)
 		return r;
-	if (!value && strncmp(key, "limits.", 7) && strncmp(key, "boot.", 5) && strncmp(key, "environment.", 12))
-		return err_refuse(EINVAL, "%s: unknown configuration key", key);
 	_cleanup_close_ int lock = -1;
 	struct instance in;
 	if ((r = instance_lock_load(m, name, &lock, &in)) < 0)
 		return r;
+	if (!strcmp(key, "security.protect_host") && !in.privileged) {
+		instance_clear(&in);
+		return err_refuse(EINVAL, "security.protect_host: only for --privileged instances");
+	}
+	bool changed = value || strmap_has(&in.config, key);
 	if (value)
 		r = strmap_put(&in.config, key, value);
 	else if (strmap_has(&in.config, key))
 		r = strmap_put(&in.config, key, NULL);
+	if (r == 0 && changed && limit_key_from_name(key) == LIMIT_DISK)
+		r = disk_change(m, &in, value);
 	/* Limits apply live: the cgroup first, then the row, so that a
 	 * limit the kernel refuses is not recorded. */
-	if (r == 0 && !strncmp(key, "limits.", 7) &&
+	else if (r == 0 && !strncmp(key, "limits.", 7) &&
 	    (in.status == INSTANCE_RUNNING || in.status == INSTANCE_FROZEN)) {
 		if (!value)
 			(void)strmap_put(&in.config, key, NULL);

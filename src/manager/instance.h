@@ -85,6 +85,8 @@ int instance_config_set(struct manager *m, const char *name, const char *key, co
 int instance_config_unset(struct manager *m, const char *name, const char *key);
 /* Check a key=value pair on its own (create and set use it). */
 int instance_config_check(const char *key, const char *value);
+/* Check a key name alone (get and unset): -EINVAL naming an unknown key. */
+int instance_config_key_check(const char *key);
 
 /* Paths of an instance's files (malloc'd): "console.log", "console.sock", ... */
 char *instance_path(const struct manager *m, const char *name, const char *file);

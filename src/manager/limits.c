@@ -13,6 +13,7 @@
 #define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 
 #define MEMORY_MIN (4ULL << 20)
+#define DISK_MIN (16ULL << 20)
 #define PROCESSES_MAX 4194304
 #define CPU_CENTI_MAX (1024 * 100)
 #define CPU_PERIOD 100000
@@ -28,7 +29,7 @@ typedef int limit_parse_fn(int key, const char *value, struct limit_value *ret);
 typedef int limit_apply_fn(json_t *res, int key, const char *value, const struct limit_value *v,
 			   const struct limits_host *host);
 
-static limit_parse_fn parse_cpu, parse_memory, parse_processes, parse_rate;
+static limit_parse_fn parse_cpu, parse_memory, parse_processes, parse_rate, parse_disk;
 static limit_apply_fn apply_cpu, apply_memory, apply_processes, apply_rate;
 
 static const struct {
@@ -41,6 +42,7 @@ static const struct {
 	[LIMIT_PROCESSES] = { "limits.processes", "processes", parse_processes, apply_processes },
 	[LIMIT_DISK_READ] = { "limits.disk.read", "disk.read", parse_rate, apply_rate },
 	[LIMIT_DISK_WRITE] = { "limits.disk.write", "disk.write", parse_rate, apply_rate },
+	[LIMIT_DISK] = { "limits.disk", "disk", parse_disk, NULL },
 };
 
 int limit_key_from_name(const char *name)
@@ -185,6 +187,41 @@ static int parse_memory(int key, const char *value, struct limit_value *ret)
 	return 0;
 }
 
+/* A size without %: name is the setting's name in messages. */
+static int parse_size(const char *name, const char *value, uint64_t *ret)
+{
+	uint64_t num;
+	unsigned dec;
+	const char *rest;
+	if (!value || !*value)
+		return err_refuse(EINVAL, "%s: empty value", name);
+	int r = parse_decimal(value, &num, &dec, &rest);
+	if (r == 0)
+		r = size_bytes(num, dec, rest, strlen(rest), ret);
+	if (r == -ERANGE)
+		return err_refuse(ERANGE, "%s: \"%s\": too large", name, value);
+	if (r == -ENOENT)
+		return err_refuse(EINVAL, "%s: \"%s\": unknown unit \"%s\" (" UNIT_LIST ")", name, value, rest);
+	if (r < 0)
+		return err_refuse(EINVAL, "%s: \"%s\": not a size (a number with a unit: " UNIT_LIST ")", name, value);
+	return 0;
+}
+
+static int parse_disk(int key, const char *value, struct limit_value *ret)
+{
+	int r = parse_size(keys[key].name, value, &ret->n);
+	if (r < 0)
+		return r;
+	if (ret->n < DISK_MIN)
+		return err_refuse(EINVAL, "%s: \"%s\": must be at least 16MiB", keys[key].name, value);
+	return 0;
+}
+
+int limits_parse_size(const char *field, const char *value, uint64_t *ret)
+{
+	return parse_size(field, value, ret);
+}
+
 static int parse_processes(int key, const char *value, struct limit_value *ret)
 {
 	const char *rest;
@@ -247,6 +284,15 @@ int limit_check(int key, const char *value)
 {
 	struct limit_value v;
 	return limit_parse(key, value, &v);
+}
+
+int limit_disk_bytes(const char *value, uint64_t *ret)
+{
+	struct limit_value v;
+	int r = limit_parse(LIMIT_DISK, value, &v);
+	if (r == 0)
+		*ret = v.n;
+	return r;
 }
 
 unsigned limits_cpu_count(const char *cpu)
@@ -335,7 +381,7 @@ int limits_to_resources(const char *const values[LIMIT__MAX], const struct limit
 			continue;
 		struct limit_value v;
 		int r = limit_parse(k, values[k], &v);
-		if (r == 0)
+		if (r == 0 && keys[k].apply)
 			r = keys[k].apply(res, k, values[k], &v, host);
 		if (r < 0) {
 			json_decref(res);

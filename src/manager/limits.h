@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
-enum limit_key { LIMIT_CPU, LIMIT_MEMORY, LIMIT_PROCESSES, LIMIT_DISK_READ, LIMIT_DISK_WRITE, LIMIT__MAX };
+enum limit_key { LIMIT_CPU, LIMIT_MEMORY, LIMIT_PROCESSES, LIMIT_DISK_READ, LIMIT_DISK_WRITE, LIMIT_DISK, LIMIT__MAX };
 
 /* "cpu" or "limits.cpu" -> LIMIT_CPU; -1 when unknown. */
 int limit_key_from_name(const char *name);
@@ -20,10 +20,17 @@ const char *limit_key_name(int key);
  *                     (units B, kB/KB, MB, GB, TB = 1000^n; KiB, MiB, GiB, TiB = 1024^n); at least 4 MiB
  *   limits.processes  an integer 1 .. 4194304
  *   limits.disk.read, limits.disk.write   a rate: a size per second ("10MB", "10MiB/s") or "100iops"
+ *   limits.disk       the size of the instance's own layer: a size, at least 16MiB (no %)
  * Returns 0, or -EINVAL with err_msg() like
  *   limits.memory: "12XB": unknown unit "XB" (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB or %)
  *   limits.cpu: "0": must be more than 0 */
 int limit_check(int key, const char *value);
+
+/* The bytes of a limits.disk value (checked as limit_check does). */
+int limit_disk_bytes(const char *value, uint64_t *ret);
+/* A size for another setting (`image import --max-size`): the same units as
+ * limits.memory, without %; errors name `field`. */
+int limits_parse_size(const char *field, const char *value, uint64_t *ret);
 
 /* The host facts a translation needs. */
 struct limits_host {
@@ -45,6 +52,7 @@ unsigned limits_cpu_count(const char *cpu);
  *   processes   pids.limit
  *   disk.*      blockIO.throttle{Read,Write}{Bps,Iops}Device [{major, minor, rate}]
  *               on the host's disk; -EOPNOTSUPP naming the key when !has_disk
+ *   disk        nothing: the storage enforces it (storage.h)
  * More CPUs than the host has -> -EINVAL ("limits.cpu: \"4\": the host has 2 CPUs").
  * Always returns an object (possibly empty) on success. */
 int limits_to_resources(const char *const values[LIMIT__MAX], const struct limits_host *host, json_t **ret);

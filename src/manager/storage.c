@@ -4,6 +4,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/mount.h>
 #include <sched.h>
 #include <signal.h>
@@ -17,24 +18,37 @@
 
 static const char *const dirs[] = { "upper", "work", "lower", "rootfs" };
 
+/* upper/ and work/ in the directory dfd (what names it in messages). */
+static int make_layer(int dfd, const char *what, const char *image_rootfs, int64_t idmap_base)
+{
+	struct stat st;
+	if (stat(image_rootfs, &st) < 0)
+		return err_set(errno, "image rootfs '%s'", image_rootfs);
+	for (size_t i = 0; i < 2; i++)
+		if (mkdirat(dfd, dirs[i], i == 0 ? (st.st_mode & 07777) : 0700) < 0) {
+			if (errno == EEXIST)
+				return 0; /* made before */
+			return err_set(errno, "mkdir '%s/%s'", what, dirs[i]);
+		}
+	/* mkdir applies the umask: set the mode the image root has. */
+	if (fchmodat(dfd, "upper", st.st_mode & 07777, 0) < 0)
+		return err_set(errno, "chmod '%s/upper'", what);
+	if (idmap_base >= 0 && fchownat(dfd, "upper", (uid_t)(idmap_base + st.st_uid), (gid_t)(idmap_base + st.st_gid),
+					AT_SYMLINK_NOFOLLOW) < 0)
+		return err_set(errno, "chown '%s/upper'", what);
+	return 0;
+}
+
 int storage_create(const char *inst_dir, const char *image_rootfs, int64_t idmap_base)
 {
 	_cleanup_close_ int dfd = open(inst_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return err_set(errno, "open '%s'", inst_dir);
-	struct stat st;
-	if (stat(image_rootfs, &st) < 0)
-		return err_set(errno, "image rootfs '%s'", image_rootfs);
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
-		if (mkdirat(dfd, dirs[i], i == 0 ? (st.st_mode & 07777) : 0700) < 0 && errno != EEXIST)
-			return err_set(errno, "mkdir '%s/%s'", inst_dir, dirs[i]);
-	/* mkdir applies the umask: set the mode the image root has. */
-	if (fchmodat(dfd, "upper", st.st_mode & 07777, 0) < 0)
-		return err_set(errno, "chmod '%s/upper'", inst_dir);
-	if (idmap_base >= 0 && fchownat(dfd, "upper", (uid_t)(idmap_base + st.st_uid), (gid_t)(idmap_base + st.st_gid),
-					AT_SYMLINK_NOFOLLOW) < 0)
-		return err_set(errno, "chown '%s/upper'", inst_dir);
-	return 0;
+	int r = make_layer(dfd, inst_dir, image_rootfs, idmap_base);
+	for (size_t i = 2; r == 0 && i < ARRAY_SIZE(dirs); i++)
+		if (mkdirat(dfd, dirs[i], 0700) < 0 && errno != EEXIST)
+			r = err_set(errno, "mkdir '%s/%s'", inst_dir, dirs[i]);
+	return r;
 }
 
 /* A child parked in a new user namespace while its maps are written and the
@@ -99,15 +113,47 @@ static int mount_idmapped_lower(const char *image_rootfs, const char *lower, int
 	return 0;
 }
 
+/* Drop CAP_SYS_RESOURCE from the effective set while the overlay is
+ * mounted: the overlay writes with its mounter's credentials, and that
+ * capability would let the instance's writes pass the disk quota. */
+static bool sys_resource_lower(struct __user_cap_data_struct saved[2])
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	if (syscall(SYS_capget, &h, saved) < 0 || !(saved[0].effective & (1u << CAP_SYS_RESOURCE)))
+		return false;
+	struct __user_cap_data_struct d[2] = { saved[0], saved[1] };
+	d[0].effective &= ~(1u << CAP_SYS_RESOURCE);
+	return syscall(SYS_capset, &h, d) == 0;
+}
+
+static void sys_resource_restore(struct __user_cap_data_struct saved[2])
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	(void)syscall(SYS_capset, &h, saved);
+}
+
 int storage_mount(const char *inst_dir, const char *image_rootfs, int64_t idmap_base)
 {
-	char rootfs[4096], lower[4096], opts[3 * 4096 + 64];
+	char rootfs[4096], lower[4096], layer[4096 + 8], opts[3 * 4096 + 64];
 	snprintf(rootfs, sizeof rootfs, "%s/rootfs", inst_dir);
 	snprintf(lower, sizeof lower, "%s/lower", inst_dir);
 	(void)umount2(rootfs, MNT_DETACH); /* a restart in the same namespace */
 	(void)umount2(lower, MNT_DETACH);
 	const char *low = image_rootfs;
-	int r;
+	int r = 0;
+	/* With a disk image the layer lives in it: upper/ and work/ are made
+	 * there on the first start. */
+	snprintf(layer, sizeof layer, "%s", inst_dir);
+	if (storage_disk_kind(inst_dir) == STORAGE_DISK_IMAGE) {
+		if ((r = storage_disk_mount(inst_dir)) < 0)
+			return r;
+		snprintf(layer, sizeof layer, "%s/disk", inst_dir);
+		_cleanup_close_ int dfd = open(layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			return err_set(errno, "open '%s'", layer);
+		if ((r = make_layer(dfd, layer, image_rootfs, idmap_base)) < 0)
+			return r;
+	}
 	if (idmap_base >= 0) {
 		if ((r = mount_idmapped_lower(image_rootfs, lower, idmap_base)) < 0)
 			return r;
@@ -115,49 +161,13 @@ int storage_mount(const char *inst_dir, const char *image_rootfs, int64_t idmap_
 	}
 	if (strpbrk(low, ",:") || strpbrk(inst_dir, ",:"))
 		return err_set(EINVAL, "overlay: the path '%s' must not contain ',' or ':'", strpbrk(low, ",:") ? low : inst_dir);
-	snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", low, inst_dir, inst_dir);
+	snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", low, layer, layer);
+	struct __user_cap_data_struct caps[2];
+	bool lowered = sys_resource_lower(caps);
 	if (mount("overlay", rootfs, "overlay", MS_NODEV, opts) < 0)
-		return err_set(errno, "mount overlay on '%s' (%s)", rootfs, opts);
-	return 0;
-}
-
-static int du_at(int dfd, uint64_t *total, int depth)
-{
-	if (depth > 256)
-		return 0;
-	_cleanup_closedir_ DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return err_set(errno, "opendir");
-	}
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		struct stat st;
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue; /* removed meanwhile */
-		*total += (uint64_t)st.st_blocks * 512;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0)
-				(void)du_at(sub, total, depth + 1);
-		}
-	}
-	return 0;
-}
-
-int storage_usage(const char *inst_dir, uint64_t *ret)
-{
-	char path[4096];
-	snprintf(path, sizeof path, "%s/upper", inst_dir);
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(errno, "open '%s'", path);
-	uint64_t total = 0;
-	int r = du_at(fd, &total, 0);
-	if (r == 0)
-		*ret = total;
+		r = err_set(errno, "mount overlay on '%s' (%s)", rootfs, opts);
+	if (lowered)
+		sys_resource_restore(caps);
 	return r;
 }
 

@@ -551,3 +551,95 @@ def test_stale_temp_dir_collected(store):
     os.utime(stale, (1, 1))
     store.images()
     assert not stale.exists()
+
+
+# ---- import limits: archives that expand without end, inputs that never end ----------
+
+def zeros_tar_gz(path, size):
+    """A .tar.gz with one file of `size` zero bytes: gzip packs zeros about 1000:1."""
+    class Zeros(io.RawIOBase):
+        def __init__(self, n):
+            self.left = n
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            n = min(len(b), self.left)
+            b[:n] = bytes(n)
+            self.left -= n
+            return n
+
+    with tarfile.open(path, "w:gz", compresslevel=9) as tf:
+        ti = tarfile.TarInfo("zeros")
+        ti.size = size
+        tf.addfile(ti, io.BufferedReader(Zeros(size), 1 << 20))
+    return Path(path)
+
+
+def assert_nothing_imported(store, before):
+    assert store.store_entries() == before
+    assert len(store.images()) == 1
+
+
+def test_archive_expanding_a_thousandfold_is_refused(store):
+    bomb = zeros_tar_gz(store.scratch / "bomb.tar.gz", 300 * 1000 * 1000)
+    assert bomb.stat().st_size < 400 * 1000  # ~300 KB
+    store.images()
+    before = store.store_entries()
+    err = store.fails("image", "import", bomb, match="--max-ratio")
+    assert str(bomb) in err and "member 'zeros'" in err, err
+    assert_nothing_imported(store, before)
+    # the limits are the caller's to raise
+    small = zeros_tar_gz(store.scratch / "small.tar.gz", 2 * 1000 * 1000)
+    store.ok("image", "import", small, "--alias", "small")  # under the 64 MiB floor
+    store.fails("image", "import", small, "--max-size", "1MiB", match="--max-size")
+    store.fails("image", "import", small, "--max-size", "1XB", match='--max-size: "1XB"')
+    store.fails("image", "import", small, "--max-ratio", "0", match="--max-ratio")
+
+
+def test_sparse_file_declaring_4_gib_is_refused(store):
+    d = store.scratch / "sparse"
+    d.mkdir()
+    with open(d / "hole", "wb") as f:
+        f.truncate(4 << 30)
+    tb = store.scratch / "sparse.tar"
+    subprocess.run(["tar", "--sparse", "-C", str(d), "-cf", str(tb), "hole"], check=True)
+    assert tb.stat().st_size <= 20 * 1024  # ~10 KB
+    store.images()
+    before = store.store_entries()
+    err = store.fails("image", "import", tb, match="member 'hole'")
+    assert "--max-ratio" in err or "--max-size" in err, err
+    assert_nothing_imported(store, before)
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "socket"])
+def test_endless_inputs_are_refused_up_front(store, kind):
+    store.images()
+    before = store.store_entries()
+    if kind == "/dev/zero":
+        path, what = Path("/dev/zero"), "character device"
+    elif kind == "fifo":
+        path, what = store.scratch / "pipe", "FIFO"
+        os.mkfifo(path)
+    else:
+        import socket
+        path, what = store.scratch / "sock", "socket"
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+    err = store.fails("image", "import", path, match=what)
+    assert str(path) in err and "regular file" in err, err
+    assert_nothing_imported(store, before)
+
+
+def test_oci_blob_that_is_a_fifo_is_refused(store):
+    layout = store.scratch / "layout"
+    make_oci_layout(layout, [tar_bytes(OCI_LAYER1)])
+    manifest = next(p for p in (layout / "blobs/sha256").iterdir() if b'"layers"' in p.read_bytes())
+    layer = json.loads(manifest.read_bytes())["layers"][0]["digest"].split(":")[1]
+    (layout / "blobs/sha256" / layer).unlink()
+    os.mkfifo(layout / "blobs/sha256" / layer)
+    store.images()
+    before = store.store_entries()
+    store.fails("image", "import", layout, match="FIFO")
+    assert_nothing_imported(store, before)

@@ -317,7 +317,7 @@ static void fuzz_oci(int base_fd)
 		int root = openat(base_fd, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		char fp[IMAGE_FINGERPRINT_LEN + 1], *arch = NULL;
 		err_clear();
-		int r = image_oci_apply(layout, "layout", root, NULL, fp, &arch);
+		int r = image_oci_apply(layout, "layout", root, NULL, NULL, fp, &arch);
 		if (r == 0)
 			ok++;
 		else

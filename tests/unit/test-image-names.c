@@ -138,6 +138,20 @@ static void test_sizes(void)
 	CHECK_STR(image_format_size(5ULL << 50, buf, sizeof buf), "5120 TiB");
 }
 
+/* The expansion an import allows an archive: a 300 KB .tar.gz may not
+ * become 300 MB, a 10 KB tar may not declare 4 GiB; small ones get the floor. */
+static void test_expand_allowance(void)
+{
+	CHECK_INT(image_expand_allowance(300000, 100), IMAGE_RATIO_FLOOR);
+	CHECK(image_expand_allowance(300000, 100) < 300000000ULL);
+	CHECK(image_expand_allowance(10240, 100) < (4ULL << 30));
+	CHECK_INT(image_expand_allowance(1ULL << 30, 100), 100ULL << 30);
+	CHECK_INT(image_expand_allowance(0, 100), IMAGE_RATIO_FLOOR);
+	CHECK_INT(image_expand_allowance(UINT64_MAX / 2, 3), UINT64_MAX); /* saturates */
+	CHECK_INT(image_expand_allowance(1ULL << 20, 1000), 1000ULL << 20);
+	CHECK_INT(image_expand_allowance(1ULL << 20, 1), IMAGE_RATIO_FLOOR);
+}
+
 static void test_strmap(void)
 {
 	struct strmap m = { 0 };
@@ -162,6 +176,7 @@ static void test_strmap(void)
 
 int main(void)
 {
+	test_expand_allowance();
 	test_member_path();
 	test_symlink_escapes();
 	test_whiteouts();

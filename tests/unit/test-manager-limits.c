@@ -32,7 +32,9 @@ static void test_keys(void)
 	CHECK_INT(limit_key_from_name("cpu"), LIMIT_CPU);
 	CHECK_INT(limit_key_from_name("limits.memory"), LIMIT_MEMORY);
 	CHECK_INT(limit_key_from_name("disk.write"), LIMIT_DISK_WRITE);
-	CHECK_INT(limit_key_from_name("limits.disk"), -1);
+	CHECK_INT(limit_key_from_name("limits.disk"), LIMIT_DISK);
+	CHECK_INT(limit_key_from_name("disk"), LIMIT_DISK);
+	CHECK_INT(limit_key_from_name("limits.disk.size"), -1);
 	CHECK_INT(limit_key_from_name("memory.swap"), -1);
 	CHECK_INT(limit_key_from_name("limits.cpu"), LIMIT_CPU);
 	CHECK_INT(limit_key_from_name("limits.disk.read"), LIMIT_DISK_READ);
@@ -115,7 +117,13 @@ static void test_messages(void)
 	msg(LIMIT_DISK_WRITE, "10XB/s", -EINVAL, "limits.disk.write: \"10XB/s\": unknown unit \"XB\" "
 	    "(B, kB, MB, GB, TB, KiB, MiB, GiB, TiB, optionally with /s, or iops)");
 	msg(LIMIT_DISK_READ, "18000000TB", -ERANGE, "limits.disk.read: \"18000000TB\": too large");
-	msg(LIMIT__MAX, "1", -EINVAL, "limits: unknown limit 5");
+	msg(LIMIT_DISK, "1MiB", -EINVAL, "limits.disk: \"1MiB\": must be at least 16MiB");
+	msg(LIMIT_DISK, "50%", -EINVAL, "limits.disk: \"50%\": unknown unit \"%\" (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+	msg(LIMIT_DISK, "lots", -EINVAL,
+	    "limits.disk: \"lots\": not a size (a number with a unit: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+	msg(LIMIT_DISK, "", -EINVAL, "limits.disk: empty value");
+	msg(LIMIT_DISK, "9223372036854775808", -ERANGE, "limits.disk: \"9223372036854775808\": too large");
+	msg(LIMIT__MAX, "1", -EINVAL, "limits: unknown limit 6");
 	msg(-1, "1", -EINVAL, "limits: unknown limit -1");
 }
 
@@ -174,6 +182,34 @@ static void resources(const char *const v[LIMIT__MAX], const struct limits_host 
 	memset(out, 0, sizeof *out);
 	CHECK_INT(spec_parse_resources(text ? text : "{}", text ? strlen(text) : 2, "limits", out), 0);
 	free(text);
+}
+
+static void test_disk(void)
+{
+	uint64_t b = 0;
+	CHECK_INT(limit_disk_bytes("64MiB", &b), 0);
+	CHECK_INT(b, 64ULL << 20);
+	CHECK_INT(limit_disk_bytes("16MiB", &b), 0);
+	CHECK_INT(b, 16ULL << 20);
+	CHECK_INT(limit_disk_bytes("1.5GB", &b), 0);
+	CHECK_INT(b, 1500000000ULL);
+	b = 7;
+	CHECK(limit_disk_bytes("16777215", &b) < 0); /* one byte short of 16MiB */
+	CHECK_INT(b, 7);                              /* untouched on failure */
+	CHECK_INT(limits_parse_size("--max-size", "1KiB", &b), 0);
+	CHECK_INT(b, 1024);
+	CHECK(limits_parse_size("--max-size", "1XB", &b) < 0);
+	CHECK_STR(err_msg(), "--max-size: \"1XB\": unknown unit \"XB\" (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+	/* limits.disk adds nothing to linux.resources: the storage enforces it */
+	struct limits_host h = { .ncpus = 1, .mem_total = 1ULL << 30 };
+	const char *v[LIMIT__MAX] = { [LIMIT_DISK] = "1GiB" };
+	spec_resources r;
+	resources(v, &h, &r);
+	CHECK(!r.memory.limit.has && r.blkio.n_throttle[THROTTLE_WRITE_BPS] == 0);
+	spec_resources_free(&r);
+	const char *bad_disk[LIMIT__MAX] = { [LIMIT_DISK] = "1MiB" };
+	json_t *j = NULL;
+	CHECK(limits_to_resources(bad_disk, &h, &j) == -EINVAL && j == NULL);
 }
 
 static void test_resources(void)
@@ -324,6 +360,20 @@ static void test_names_and_keys(void)
 	CHECK_CONTAINS(err_msg(), "limits.bogus: unknown limit");
 	CHECK(instance_config_check("security.privileged", "true") < 0);
 	CHECK(instance_config_check("other", "1") < 0);
+	CHECK_INT(instance_config_check("limits.disk", "10GiB"), 0);
+	CHECK_INT(instance_config_check("security.protect_host", "false"), 0);
+	CHECK(instance_config_check("security.protect_host", "no") < 0);
+	CHECK_CONTAINS(err_msg(), "security.protect_host: \"no\": must be true or false");
+	/* key names alone, as config get and unset check them */
+	CHECK_INT(instance_config_key_check("limits.memory"), 0);
+	CHECK_INT(instance_config_key_check("limits.disk"), 0);
+	CHECK_INT(instance_config_key_check("environment.PATH"), 0);
+	CHECK_INT(instance_config_key_check("boot.restart"), 0);
+	CHECK(instance_config_key_check("limits.zzz") < 0);
+	CHECK_CONTAINS(err_msg(), "limits.zzz: unknown limit");
+	CHECK(instance_config_key_check("nosuchkey") < 0);
+	CHECK_CONTAINS(err_msg(), "nosuchkey: unknown configuration key");
+	CHECK(instance_config_key_check("environment.1X") < 0);
 }
 
 /* Seeded mutation fuzz: valid values with characters and tokens inserted,
@@ -422,6 +472,9 @@ static bool sane(int key, const char *json)
 	case LIMIT_PROCESSES:
 		good = r.pids.limit.has && r.pids.limit.v >= 1 && r.pids.limit.v <= 4194304;
 		break;
+	case LIMIT_DISK: /* enforced by the storage, not the cgroup */
+		good = !strcmp(json, "{}");
+		break;
 	default:
 		good = throttles == 1 && rates_ok;
 		break;
@@ -465,7 +518,7 @@ static void test_fuzz(void)
 				fprintf(stderr, "  resources %s=\"%s\": message without the key: %s\n", limit_key_name(key),
 					buf, err_msg());
 			/* A valid value fails only on the host: too many CPUs or no disk. */
-			if (r == 0 && !(key == LIMIT_CPU || (key >= LIMIT_DISK_READ && !h.has_disk)))
+			if (r == 0 && !(key == LIMIT_CPU || ((key == LIMIT_DISK_READ || key == LIMIT_DISK_WRITE) && !h.has_disk)))
 				mismatch++;
 			leaked += j != NULL; /* *ret is written only on success */
 			continue;
@@ -494,6 +547,7 @@ int main(void)
 	test_messages();
 	test_overflow();
 	test_resources();
+	test_disk();
 	test_resources_edges();
 	test_names_and_keys();
 	test_fuzz();

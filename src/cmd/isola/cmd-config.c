@@ -28,6 +28,9 @@ int cmd_config(int argc, char **argv)
 		return (r = instance_config_set(m, name, argv[3], argv[4])) < 0 ? fail_cmd(r) : 0;
 	if (!strcmp(verb, "unset"))
 		return (r = instance_config_unset(m, name, argv[3])) < 0 ? fail_cmd(r) : 0;
+	/* an unknown key is an error; a known one that is not set prints nothing */
+	if (!strcmp(verb, "get") && (r = instance_config_key_check(argv[3])) < 0)
+		return fail_cmd(r);
 	struct instance in;
 	if ((r = instance_get(m, name, &in)) < 0)
 		return fail_cmd(r);

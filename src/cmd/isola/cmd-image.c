@@ -1,8 +1,10 @@
 /* isola image list | info | import | export | delete. */
 #include "manager/image.h"
+#include "manager/limits.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "cmd.h"
+#include <ctype.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <string.h>
@@ -213,10 +215,12 @@ static int image_cmd_info(int argc, char **argv)
 static int image_cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "alias", required_argument, 0, 'a' }, { "format", required_argument, 0, 'f' }, { 0, 0, 0, 0 },
+		{ "alias", required_argument, 0, 'a' }, { "format", required_argument, 0, 'f' },
+		{ "max-size", required_argument, 0, 's' }, { "max-ratio", required_argument, 0, 'r' }, { 0, 0, 0, 0 },
 	};
 	const char *alias = NULL;
 	bool json = false;
+	uint64_t max_bytes = IMAGE_MAX_BYTES_DEFAULT, max_ratio = IMAGE_MAX_RATIO_DEFAULT;
 	int c;
 	optind = 0; /* full getopt reset: a new argv */
 	while ((c = next_opt(argc, argv, opts)) != -1) {
@@ -226,6 +230,20 @@ static int image_cmd_import(int argc, char **argv)
 			if (parse_format("image import", optarg, &json))
 				return 1;
 			break;
+		case 's':
+			if (limits_parse_size("--max-size", optarg, &max_bytes) < 0)
+				return fail_cmd(-EINVAL);
+			break;
+		case 'r': {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (!isdigit((unsigned char)*optarg) || *end || errno || v < 1 || v > 1000000)
+				return usage_error("image import", "--max-ratio: \"%s\": a whole number from 1 to 1000000",
+						   optarg);
+			max_ratio = v;
+			break;
+		}
 		default: return option_error("image import", argv);
 		}
 	}
@@ -238,6 +256,7 @@ static int image_cmd_import(int argc, char **argv)
 	int r = open_store(&s);
 	if (r < 0)
 		return fail_cmd(r);
+	image_store_set_import_limits(s, max_bytes, max_ratio);
 	r = image_import(s, argv[optind], alias, bar_init(&b, &p), &fp);
 	bar_done(&b);
 	if (r < 0)
@@ -295,7 +314,9 @@ static int image_cmd_delete(int argc, char **argv)
 static const struct command image_commands[] = {
 	{ "list", image_cmd_list, "list [--format table|json]" },
 	{ "info", image_cmd_info, "info [--format table|json] IMAGE" },
-	{ "import", image_cmd_import, "import [--alias NAME] [--format table|json] FILE|DIR" },
+	{ "import", image_cmd_import, "import [--alias NAME] [--format table|json] [--max-size SIZE] [--max-ratio N] "
+				      "FILE|DIR\n    an import writes at most --max-size (16GiB) and an archive expands to at "
+				      "most\n    --max-ratio (100) times its size once past 64 MiB" },
 	{ "export", image_cmd_export, "export IMAGE FILE" },
 	{ "delete", image_cmd_delete, "delete IMAGE..." },
 };

@@ -73,7 +73,7 @@ static int create_common(int argc, char **argv, const char *cmd, bool start)
 			if (!strchr(optarg, '=')) {
 				strv_free(config);
 				return usage_error(cmd, "--limit \"%s\": expected KEY=VALUE (cpu=1, memory=256MiB, "
-						   "processes=100, disk.read=10MB, disk.write=10MB)", optarg);
+						   "processes=100, disk=10GiB, disk.read=10MB, disk.write=10MB)", optarg);
 			}
 			snprintf(buf, sizeof buf, "%s%s", strncmp(optarg, "limits.", 7) ? "limits." : "", optarg);
 			r = push(&config, &nconfig, buf);
@@ -236,8 +236,8 @@ int cmd_delete(int argc, char **argv)
 
 static char *limit_text(const struct instance *in)
 {
-	static const char *const keys[] = { "limits.cpu", "limits.memory", "limits.processes", "limits.disk.read",
-					    "limits.disk.write" };
+	static const char *const keys[] = { "limits.cpu", "limits.memory", "limits.processes", "limits.disk",
+					    "limits.disk.read", "limits.disk.write" };
 	char buf[512] = "";
 	size_t off = 0;
 	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {

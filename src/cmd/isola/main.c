@@ -86,7 +86,11 @@ int dispatch(const char *group, const struct command *cmds, size_t n, int argc, 
 static const struct command commands[] = {
 	{ "launch", cmd_launch, "launch IMAGE NAME [--limit K=V]... [--env K=V]... [--privileged] [--restart P] "
 				"[--autostart] [-- CMD...]" },
-	{ "create", cmd_create, "create IMAGE NAME [options as launch]   create without starting" },
+	{ "create", cmd_create, "create IMAGE NAME [options as launch]   create without starting\n"
+				"    --privileged: no user namespace: the instance's root is host root, kept apart only\n"
+				"    by namespaces, cgroups and a seccomp filter. /proc/sys, /sys and its cgroup files\n"
+				"    stay read-only and mounting is refused: that stops accidents, not a determined\n"
+				"    root (--config security.protect_host=false lifts it)" },
 	{ "start", cmd_start, "start NAME... | start --all-autostart" },
 	{ "stop", cmd_stop, "stop [--force] [--timeout S] NAME..." },
 	{ "restart", cmd_restart, "restart [--force] [--timeout S] NAME..." },
