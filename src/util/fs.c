@@ -163,16 +163,26 @@ int rm_rf_at(int dirfd, const char *name)
 	return 0;
 }
 
-int openat_in_root(int root_fd, const char *path, int flags, mode_t mode)
+static int openat_in_root_how(int root_fd, const char *path, int flags, mode_t mode, uint64_t resolve)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = (flags & O_CREAT) ? mode : 0,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve,
 	};
 	int fd;
 	do
 		fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
 	while (fd < 0 && errno == EAGAIN);
 	return fd < 0 ? -errno : fd;
+}
+
+int openat_in_root(int root_fd, const char *path, int flags, mode_t mode)
+{
+	return openat_in_root_how(root_fd, path, flags, mode, 0);
+}
+
+int openat_in_root_nosymlinks(int root_fd, const char *path, int flags)
+{
+	return openat_in_root_how(root_fd, path, flags, 0, RESOLVE_NO_SYMLINKS);
 }

@@ -19,3 +19,5 @@ int mkdir_p(const char *path, mode_t mode);
 int rm_rf_at(int dirfd, const char *name);
 /* Resolve `path` beneath root_fd (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS); -errno. */
 int openat_in_root(int root_fd, const char *path, int flags, mode_t mode);
+/* The same, but any symlink on the way (or at the end) fails with -ELOOP. */
+int openat_in_root_nosymlinks(int root_fd, const char *path, int flags);
