@@ -315,3 +315,32 @@ def test_tmpcopyup_read_only_tmpfs(ctx, run_container):
     assert r.rc == 0, str(r)
     assert r.out.startswith("from the image\n"), r.out
     assert "Read-only file system" in r.out, r.out
+
+
+# ---- 3. hook timeouts hold while the hook ignores its stdin -------------------
+
+@pytest.mark.parametrize("name", ["createRuntime", "prestart", "createContainer"])
+def test_hook_timeout_when_hook_never_reads_stdin(ctx, bundle, name):
+    """The state on the hook's stdin is far bigger than a pipe buffer (many
+    annotations) and the hook never reads it: the timeout must still kill it
+    and fail the operation (the runtime must not block writing the state
+    first). Without a timeout that counts from the start, the command would
+    hang for the hook's whole sleep, beyond the test's command timeout."""
+    marker = ctx.dir / "hook-started"
+    script = ctx.dir / "noread.sh"
+    script.write_text(f"#!/bin/sh\necho $$ > {marker}\nexec sleep 1000\n")
+    os.chmod(script, 0o755)
+    config = sh("true")
+    config["annotations"] = {f"org.example.filler.{i}": "x" * 1000 for i in range(300)}
+    config["hooks"] = {name: [{"path": str(script), "args": [str(script)], "timeout": 1}]}
+    b = bundle(config)
+    if name == "prestart" and RUNTIME_NAME == "isola":
+        ctx.create(b).ok()
+        r = ctx.run("start", b.id)
+    else:
+        r = ctx.create(b)
+    assert r.rc != 0, str(r)
+    assert marker.exists(), "the hook did not run"
+    if RUNTIME_NAME == "isola":
+        assert "timed out" in r.err, r.err
+        assert f"hooks.{name}[0]" in r.err, r.err
