@@ -98,6 +98,26 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
 	return 0;
 }
 
+int write_pid_file(const char *path, pid_t pid)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%d", (int)pid);
+	_cleanup_free_ char *dir = strdup(path);
+	if (!dir)
+		return err_set(ENOMEM, "--pid-file '%s'", path);
+	char *slash = strrchr(dir, '/');
+	const char *name = slash ? path + (slash - dir) + 1 : path;
+	if (slash)
+		*slash = '\0';
+	if (!*name)
+		return err_set(EISDIR, "--pid-file '%s'", path);
+	_cleanup_close_ int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(errno, "--pid-file '%s'", path);
+	int r = write_file_atomic_at(dfd, name, buf, (size_t)n, 0644);
+	return r < 0 ? err_wrap(r, "--pid-file") : 0;
+}
+
 int write_file_at(int dirfd, const char *path, const char *data, size_t len)
 {
 	_cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_TRUNC | O_CLOEXEC);

@@ -8,6 +8,9 @@
 int read_file_at(int dirfd, const char *path, char **ret, size_t *ret_len);
 /* Write data to dirfd/name atomically: temp file, fsync, rename. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* A --pid-file: the pid in decimal, written atomically in path's directory
+ * (a reader such as containerd never sees it empty or half-written). */
+int write_pid_file(const char *path, pid_t pid);
 /* open(O_WRONLY|O_TRUNC) + one write, for /proc and cgroup files. */
 int write_file_at(int dirfd, const char *path, const char *data, size_t len);
 int write_str(const char *path, const char *s);

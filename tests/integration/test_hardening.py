@@ -344,3 +344,71 @@ def test_hook_timeout_when_hook_never_reads_stdin(ctx, bundle, name):
     if RUNTIME_NAME == "isola":
         assert "timed out" in r.err, r.err
         assert f"hooks.{name}[0]" in r.err, r.err
+
+
+# ---- 4. pid files are never seen empty or half-written ------------------------
+
+PIDFILE_POLLER_C = r"""
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { stop = 1; }
+
+/* Read argv[1] as fast as possible until SIGTERM; then print how many reads
+ * saw a whole pid, and every content that was not one (empty, partial). */
+int main(int argc, char **argv)
+{
+	signal(SIGTERM, on_term);
+	long whole = 0, bad = 0;
+	while (!stop) {
+		char buf[64];
+		int fd = open(argv[1], O_RDONLY);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		char *end;
+		long v = strtol(buf, &end, 10);
+		if (n > 0 && v > 0 && *end == 0) {
+			whole++;
+		} else if (bad++ < 5) {
+			printf("bad: '%s'\n", buf);
+		}
+	}
+	printf("whole %ld bad %ld\n", whole, bad);
+	return 0;
+}
+"""
+
+EXEC_ROUNDS = int(os.environ.get("ISOLA_IT_EXEC_ROUNDS", "40"))
+
+
+def test_exec_pid_file_never_partial(ctx, bundle, tmp_path):
+    """While `exec --pid-file F` runs again and again (F is rewritten each
+    time, as containerd's shim reads it), a reader polling F only ever sees a
+    whole pid: never an empty or truncated file."""
+    src = tmp_path / "poller.c"
+    src.write_text(PIDFILE_POLLER_C)
+    subprocess.run(["cc", "-O2", "-o", str(tmp_path / "poller"), str(src)], check=True)
+    b = bundle(sh("exec sleep 1000"))
+    ctx.create(b).ok()
+    ctx.run("start", b.id).ok()
+    pidfile = ctx.dir / "exec.pid"
+    ctx.run("exec", "--pid-file", pidfile, b.id, "true").ok()
+    poller = ctx.spawn([str(tmp_path / "poller"), str(pidfile)], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(EXEC_ROUNDS):
+            ctx.run("exec", "-d", "--pid-file", pidfile, b.id, "true").ok()
+    finally:
+        poller.terminate()
+        out, _ = poller.communicate(timeout=10)
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("whole ") and " bad 0" in last, out
+    assert int(last.split()[1]) > 0, out
+    assert int(pidfile.read_text()) > 0
