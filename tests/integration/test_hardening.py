@@ -412,3 +412,41 @@ def test_exec_pid_file_never_partial(ctx, bundle, tmp_path):
     assert last.startswith("whole ") and " bad 0" in last, out
     assert int(last.split()[1]) > 0, out
     assert int(pidfile.read_text()) > 0
+
+
+# ---- 6. the kernel version check ----------------------------------------------
+
+def uname26(argv, **kw):
+    """Run argv with the UNAME26 personality: the kernel itself reports a
+    2.6.x release to uname(2) (setarch --uname-2.6), no fake in the runtime."""
+    machine = os.uname().machine
+    return subprocess.run(["setarch", machine, "--uname-2.6", *map(str, argv)],
+                          capture_output=True, text=True, timeout=20, **kw)
+
+
+@pytest.mark.isola_only
+def test_old_kernel_refused_by_isola_oci(ctx, bundle):
+    seen = uname26(["uname", "-r"]).stdout.strip()
+    assert seen.startswith("2.6."), seen
+    b = bundle(sh("true"))
+    p = uname26(ctx.argv(["run", "--bundle", b.path, b.id]), env=ctx._env(None))
+    assert p.returncode != 0
+    assert "Linux 5.12 or newer is needed" in p.stderr, p.stderr
+    assert f"this kernel is {seen}" in p.stderr, p.stderr
+    assert not (ctx.root / b.id).exists()
+    # The same binary runs on this kernel.
+    assert ctx.run("run", "--bundle", b.path, b.id).rc == 0
+
+
+@pytest.mark.isola_only
+def test_old_kernel_refused_by_isola(ctx):
+    from conftest import BUILD
+    isola = BUILD / "isola"
+    if not isola.exists():
+        pytest.skip(f"{isola} not built")
+    state = ctx.hostdir("isola-state", 0o700)
+    env = dict(os.environ, ISOLA_STATE_DIR=str(state))
+    p = uname26([isola, "list"], env=env)
+    assert p.returncode != 0
+    assert "Linux 5.12 or newer is needed; this kernel is 2.6." in p.stderr, p.stderr
+    assert list(state.iterdir()) == [], "isola touched its state directory"
