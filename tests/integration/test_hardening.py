@@ -450,3 +450,17 @@ def test_old_kernel_refused_by_isola(ctx):
     assert p.returncode != 0
     assert "Linux 5.12 or newer is needed; this kernel is 2.6." in p.stderr, p.stderr
     assert list(state.iterdir()) == [], "isola touched its state directory"
+
+
+# ---- 5. compiler hardening of the binaries ------------------------------------
+
+@pytest.mark.isola_only
+def test_binaries_are_hardened():
+    """PIE, full RELRO, stack protector, stack clash and CET instrumentation,
+    FORTIFY: scripts/check-hardening.sh on the binaries under test (the ASan
+    build is checked without FORTIFY and static linking)."""
+    from conftest import BUILD, REPO
+    script = REPO / "scripts" / "check-hardening.sh"
+    for args in (["--static", BUILD / "isola-oci", BUILD / "isola-monitor"], [BUILD / "isola"]):
+        p = subprocess.run([str(script), *map(str, args)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
