@@ -200,14 +200,18 @@ static int copy_tree(int src, int dst, const char *where, unsigned depth)
 				return r;
 		} else if (S_ISREG(st.st_mode)) {
 			/* The image may change under us (a rootfs shared with a
-			 * running container): O_NONBLOCK so that a FIFO put in
-			 * the file's place cannot hang us, and copy only what
-			 * is still a regular file. */
-			if ((sfd = openat(src, n, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0 ||
-			    fstat(sfd, &st) < 0)
+			 * running container): take the entry with O_PATH, which
+			 * opens nothing, and read it only if it is still a
+			 * regular file; opening a FIFO or a device put in its
+			 * place would block us or act on the device. */
+			char pp[FDPATH_MAX];
+			_cleanup_close_ int pfd = openat(src, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			if (pfd < 0 || fstat(pfd, &st) < 0)
 				return err_set(errno, "tmpcopyup: %s/%s", where, n);
 			if (!S_ISREG(st.st_mode))
 				return err_set(EAGAIN, "tmpcopyup: %s/%s: changed while being copied", where, n);
+			if ((sfd = open(fdpath(pp, pfd), O_RDONLY | O_CLOEXEC)) < 0)
+				return err_set(errno, "tmpcopyup: %s/%s", where, n);
 			if ((dfd = openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
 				return err_set(errno, "tmpcopyup: %s/%s", where, n);
 			for (off_t left = st.st_size; left > 0;) {

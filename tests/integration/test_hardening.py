@@ -154,6 +154,20 @@ static void *exchange(void *unused)
 	return NULL;
 }
 
+static void *pairs(void *unused)
+{
+	/* exchange DIR/e<2k> and DIR/e<2k+1> for k < N, forever */
+	int n = atoi(args[3]);
+	char a[4096], b[4096];
+	for (;;)
+		for (int k = 0; k < n; k++) {
+			snprintf(a, sizeof a, "%s/e%d", args[2], 2 * k);
+			snprintf(b, sizeof b, "%s/e%d", args[2], 2 * k + 1);
+			syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+		}
+	return NULL;
+}
+
 static void *replace(void *unused)
 {
 	/* as soon as args[2] is a device node, replace it with a symlink to args[3] */
@@ -171,11 +185,18 @@ static void *replace(void *unused)
 int main(int argc, char **argv)
 {
 	args = argv;
-	if (argc != 5 || (strcmp(argv[1], "exchange") && strcmp(argv[1], "symlink"))) {
-		fprintf(stderr, "usage: racer exchange A B THREADS | symlink PATH TARGET THREADS\n");
+	void *(*fn)(void *) = NULL;
+	if (argc == 5 && !strcmp(argv[1], "exchange"))
+		fn = exchange;
+	else if (argc == 5 && !strcmp(argv[1], "symlink"))
+		fn = replace;
+	else if (argc == 5 && !strcmp(argv[1], "pairs"))
+		fn = pairs;
+	if (!fn) {
+		fprintf(stderr, "usage: racer exchange A B THREADS | symlink PATH TARGET THREADS | "
+				"pairs DIR N THREADS\n");
 		return 2;
 	}
-	void *(*fn)(void *) = strcmp(argv[1], "exchange") ? replace : exchange;
 	for (int i = atoi(argv[4]); i > 1; i--) {
 		pthread_t t;
 		pthread_create(&t, NULL, fn, NULL);
@@ -250,6 +271,29 @@ def test_bind_attributes_land_on_the_bind_mount_under_a_swap(ctx, bundle, racer)
     assert written == [], (f"the read-only bind mount was writable in {len(written)} of "
                            f"{ran} containers that ran ({RACE_ROUNDS} tried)")
     assert ran > 0, "no container ran at all"
+
+
+def test_tmpcopyup_of_a_changing_image_does_not_hang(ctx, bundle, racer):
+    """SECURITY (denial of service): B mounts a tmpfs with tmpcopyup on /data
+    of the shared rootfs, whose entries A keeps exchanging in pairs, a regular
+    file with a FIFO. The runtime copying the image's /data must never open a
+    FIFO it took for a regular file (it would block forever): every B create
+    ends, copied or refused, within the command timeout."""
+    pairs = 100
+
+    def fill(rootfs):
+        d = rootfs / "data"
+        d.mkdir()
+        for k in range(pairs):
+            (d / f"e{2 * k}").write_text("file\n")
+            os.mkfifo(d / f"e{2 * k + 1}")
+    a = start_racer(ctx, bundle, racer, ["pairs", "/data", str(pairs), RACER_THREADS], fill)
+    for _ in range(RACE_ROUNDS // 3):
+        config = sh("ls /data | wc -l")
+        add_mount(config, "/data", "tmpfs", "tmpfs", ["tmpcopyup", "size=4m"])
+        r = run_sharing(ctx, bundle, a.rootfs, config)  # fails the test if it hangs
+        if r.rc == 0:
+            assert r.out.split() == [str(2 * pairs)], f"a partial copy was used:\n{r}"
 
 
 def no_dev_mounts(config):
