@@ -208,6 +208,7 @@ int main(int argc, char **argv)
 
 RACE_ROUNDS = int(os.environ.get("ISOLA_IT_RACE_ROUNDS", "60"))
 RACER_THREADS = os.environ.get("ISOLA_IT_RACER_THREADS", "2")
+SUBMOUNTS = int(os.environ.get("ISOLA_IT_RACE_SUBMOUNTS", "150"))
 
 
 @pytest.fixture(scope="module")
@@ -245,14 +246,23 @@ def run_sharing(ctx, bundle, rootfs, config):
 
 
 def test_bind_attributes_land_on_the_bind_mount_under_a_swap(ctx, bundle, racer):
-    """SECURITY: B binds host directory RW on /srv/a/data and host directory
-    RO read-only (nosuid) on /srv/b/data, while A keeps exchanging /srv/a and
-    /srv/b in the shared rootfs. Wherever RO's mount ends up in B, it must be
-    read-only: the runtime must apply the flags to the mount it made, not to
-    whatever the path names a moment later (that may be RW's mount)."""
+    """SECURITY: B binds host directory RW on /srv/a/data and rbinds host
+    directory RO read-only (nosuid) on /srv/b/data, while A keeps exchanging
+    /srv/a and /srv/b in the shared rootfs. Wherever RO's mount ends up in B,
+    it must be read-only: the runtime must apply the flags to the mount it
+    made, not to whatever the path names a moment later (that may be RW's
+    mount). RO carries submounts, as a host directory with volumes would:
+    the recursive bind takes longer, and a runtime that looks the
+    destination up again afterwards loses more often."""
     rw = ctx.hostdir("rw", 0o777)
     ro = ctx.hostdir("ro", 0o777)
     (ro / "marker").write_text("")
+    ctx.cleanups.append(lambda: subprocess.run(["umount", "-R", "-l", str(ro)]))
+    subprocess.run(["mount", "--bind", str(ro), str(ro)], check=True)
+    for k in range(SUBMOUNTS):
+        (ro / f"m{k}").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "isola-it-sub", str(ro / f"m{k}")],
+                       check=True)
 
     def mkdirs(rootfs):
         for d in ("a", "b"):
@@ -264,7 +274,7 @@ def test_bind_attributes_land_on_the_bind_mount_under_a_swap(ctx, bundle, racer)
     for i in range(RACE_ROUNDS):
         config = sh(probe.format(i))
         bind(config, rw, "/srv/a/data", "bind")
-        bind(config, ro, "/srv/b/data", "bind", "ro", "nosuid")
+        bind(config, ro, "/srv/b/data", "rbind", "ro", "nosuid")
         r = run_sharing(ctx, bundle, a.rootfs, config)
         ran += r.rc == 0
     written = sorted(p.name for p in ro.iterdir() if p.name.startswith("written-"))
