@@ -803,24 +803,6 @@ static int add_restore_namespaces(struct strv *a, const oci_spec *s, struct rest
 	return 0;
 }
 
-static int write_pid_file(const char *file, pid_t pid)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-	_cleanup_free_ char *dir = strdup(file);
-	if (!dir)
-		return err_set(ENOMEM, "--pid-file");
-	char *slash = strrchr(dir, '/');
-	const char *name = slash ? file + (slash - dir) + 1 : file;
-	if (slash)
-		*slash = '\0';
-	_cleanup_close_ int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return err_set(errno, "--pid-file '%s'", file);
-	int r = write_file_atomic_at(dfd, name, buf, (size_t)n, 0644);
-	return r < 0 ? err_wrap(r, "--pid-file") : 0;
-}
-
 /* Create dest (and missing parents) inside the rootfs, without leaving it. */
 static int make_path_in_root(int rootfd, const char *dest, bool file)
 {

@@ -4,12 +4,71 @@
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Write the state to the hook's stdin while waiting for it to exit, both
+ * within its timeout (counted from its start): a hook that never reads its
+ * stdin, with a state bigger than the pipe buffer, must not hold us past
+ * it. Returns 0 once the hook has exited, -ETIMEDOUT, or -errno of poll. */
+static int feed_and_wait(int wfd, int pidfd, const char *state, const spec_hook *h)
+{
+	size_t len = strlen(state), off = 0;
+	long long deadline = h->timeout.has ? now_ms() + (h->timeout.v > LLONG_MAX / 1000 ? LLONG_MAX / 2 : h->timeout.v * 1000)
+					    : -1;
+	for (;;) {
+		if (wfd >= 0 && off == len) {
+			close(wfd);
+			wfd = -1;
+		}
+		struct pollfd p[2] = { { pidfd, POLLIN, 0 }, { wfd, POLLOUT, 0 } };
+		int ms = -1;
+		if (deadline >= 0) {
+			long long left = deadline - now_ms();
+			if (left <= 0)
+				break;
+			ms = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		int r = poll(p, wfd >= 0 ? 2 : 1, ms);
+		if (r < 0 && errno != EINTR) {
+			r = -errno;
+			if (wfd >= 0)
+				close(wfd);
+			return r;
+		}
+		if (r <= 0)
+			continue;
+		if (p[0].revents) {
+			if (wfd >= 0)
+				close(wfd);
+			return 0;
+		}
+		if (p[1].revents & POLLOUT) {
+			ssize_t n = write(wfd, state + off, len - off);
+			if (n > 0)
+				off += (size_t)n;
+			else if (n < 0 && errno != EAGAIN && errno != EINTR)
+				off = len; /* EPIPE: the hook closed its stdin, as it may */
+		} else if (p[1].revents) {
+			off = len; /* POLLERR: no reader left */
+		}
+	}
+	if (wfd >= 0)
+		close(wfd);
+	return -ETIMEDOUT;
+}
 
 static int run_one(const spec_hook *h, const char *state, int *ret_status)
 {
@@ -18,11 +77,23 @@ static int run_one(const spec_hook *h, const char *state, int *ret_status)
 		return err_set(errno, "pipe");
 	char *argv_default[] = { h->path, NULL };
 	char *envp_empty[] = { NULL };
+	/* SIGPIPE must not kill us if the hook closes its stdin early; our
+	 * callers may not ignore it, so block it while we write. */
+	sigset_t pipe_set, old_mask;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_set, &old_mask);
+	bool had_pipe = false;
+	sigset_t pending;
+	if (sigpending(&pending) == 0)
+		had_pipe = sigismember(&pending, SIGPIPE);
 	pid_t pid = fork();
 	if (pid < 0) {
+		int e = errno;
 		close(pipefd[0]);
 		close(pipefd[1]);
-		return err_set(errno, "fork");
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
+		return err_set(e, "fork");
 	}
 	if (pid == 0) {
 		dup2(pipefd[0], 0);
@@ -34,28 +105,29 @@ static int run_one(const spec_hook *h, const char *state, int *ret_status)
 		_exit(127);
 	}
 	close(pipefd[0]);
-	(void)write_all(pipefd[1], state, strlen(state)); /* the hook may ignore stdin */
-	close(pipefd[1]);
+	int r = 0;
 	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (h->timeout.has && pidfd >= 0) {
-		struct pollfd p = { pidfd, POLLIN, 0 };
-		long long ms = h->timeout.v * 1000;
-		int r;
-		do
-			r = poll(&p, 1, ms > 0x7fffffff ? 0x7fffffff : (int)ms);
-		while (r < 0 && errno == EINTR);
-		if (r == 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			return err_set(ETIMEDOUT, "timed out after %lld s", (long long)h->timeout.v);
-		}
+	if (pidfd < 0 || fcntl(pipefd[1], F_SETFL, O_NONBLOCK) < 0) {
+		r = err_set(errno, "pidfd_open");
+		close(pipefd[1]);
+		kill(pid, SIGKILL);
+	} else if ((r = feed_and_wait(pipefd[1], pidfd, state, h)) < 0) {
+		kill(pid, SIGKILL);
+		r = r == -ETIMEDOUT ? err_set(ETIMEDOUT, "timed out after %lld s", (long long)h->timeout.v)
+				    : err_set(-r, "wait for the hook");
 	}
+	/* Drop a SIGPIPE our writes raised, then restore the mask. */
+	static const struct timespec zero = { 0, 0 };
+	if (!had_pipe && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+		(void)sigtimedwait(&pipe_set, NULL, &zero);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
-			return err_set(errno, "waitpid");
-	*ret_status = st;
-	return 0;
+			return r < 0 ? r : err_set(errno, "waitpid");
+	if (r == 0)
+		*ret_status = st;
+	return r;
 }
 
 static int check_one(const oci_spec *s, int kind, size_t i, const char *state_json)

@@ -49,12 +49,18 @@ static int bind_fd(int src_dirfd, const char *src_path, int target_fd, bool recu
 	return attach_fd(tree, target_fd) < 0 ? -errno : 0;
 }
 
+static int open_in_root(int rootfd, const char *path, bool nosym)
+{
+	return nosym ? openat_in_root_nosymlinks(rootfd, path, O_PATH) : openat_in_root(rootfd, path, O_PATH, 0);
+}
+
 /* Resolve `path` beneath rootfd, creating missing components: directories,
  * and the last one as a directory (want_dir) or an empty file. Returns an
- * O_PATH fd on the result. Symlinks are followed only inside the rootfs. */
-static int resolve_create(int rootfd, const char *path, bool want_dir)
+ * O_PATH fd on the result. Symlinks are followed only inside the rootfs, and
+ * not at all with nosym (-ELOOP). */
+static int resolve_create(int rootfd, const char *path, bool want_dir, bool nosym)
 {
-	int fd = openat_in_root(rootfd, path, O_PATH, 0);
+	int fd = open_in_root(rootfd, path, nosym);
 	if (fd >= 0 || fd != -ENOENT)
 		return fd;
 	char buf[PATH_MAX];
@@ -67,15 +73,15 @@ static int resolve_create(int rootfd, const char *path, bool want_dir)
 	if (slash) {
 		*slash = '\0';
 		leaf = slash + 1;
-		pfd = resolve_create(rootfd, buf[0] ? buf : "/", true);
+		pfd = resolve_create(rootfd, buf[0] ? buf : "/", true, nosym);
 	} else {
 		leaf = buf;
-		pfd = openat_in_root(rootfd, "/", O_PATH, 0);
+		pfd = open_in_root(rootfd, "/", nosym);
 	}
 	if (pfd < 0)
 		return pfd;
 	if (!*leaf || !strcmp(leaf, ".") || !strcmp(leaf, ".."))
-		return openat_in_root(rootfd, path, O_PATH, 0);
+		return open_in_root(rootfd, path, nosym);
 	/* mkdirat/openat need a real directory fd, not O_PATH. */
 	_cleanup_close_ int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
@@ -90,7 +96,9 @@ static int resolve_create(int rootfd, const char *path, bool want_dir)
 		if (f >= 0)
 			close(f);
 	}
-	return openat_in_root(rootfd, path, O_PATH, 0);
+	/* Looked up again, as strictly: whatever is there now is still inside
+	 * the rootfs, and callers act on this fd only. */
+	return open_in_root(rootfd, path, nosym);
 }
 
 /* MS_* flags that mount_setattr can change on an existing mount. */
@@ -115,6 +123,12 @@ static void attr_from_flags(unsigned long set, unsigned long clear, struct mount
 	}
 }
 
+/* The bind is made on a detached clone of the source (open_tree), its flags
+ * set on that clone, and only then attached onto the destination fd; the
+ * propagation is set through the same fd afterwards. Nothing looks the
+ * destination up again, so a tenant swapping it for a symlink or another
+ * directory (in a rootfs shared with a running container) cannot make the
+ * flags land on another mount. */
 static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
 {
 	char src[PATH_MAX], fp[FDPATH_MAX];
@@ -123,29 +137,28 @@ static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
 		snprintf(src, sizeof src, "%s/%s", s->bundle, source);
 	else
 		snprintf(src, sizeof src, "%s", source);
-	struct stat st;
-	if (stat(src, &st) < 0)
+	const spec_mount_opts *o = &m->opts;
+	_cleanup_close_ int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src,
+						OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->rec ? AT_RECURSIVE : 0));
+	if (tree < 0)
 		return err_set(errno, "mount %s: source '%s'", m->destination, src);
-	_cleanup_close_ int tfd = resolve_create(rootfd, m->destination, S_ISDIR(st.st_mode));
+	struct stat st;
+	if (fstat(tree, &st) < 0)
+		return err_set(errno, "mount %s: source '%s'", m->destination, src);
+	_cleanup_close_ int tfd = resolve_create(rootfd, m->destination, S_ISDIR(st.st_mode), false);
 	if (tfd < 0)
 		return err_set(-tfd, "mount %s: resolve destination in rootfs", m->destination);
-	const spec_mount_opts *o = &m->opts;
-	if (mount(src, fdpath(fp, tfd), NULL, MS_BIND | (o->rec ? MS_REC : 0), NULL) < 0)
-		return err_set(errno, "bind mount '%s' on %s", src, m->destination);
-	/* The new mount sits on top of tfd: reopen to reach it. */
-	_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
-	if (mfd < 0)
-		return err_set(-mfd, "reopen mount %s", m->destination);
 	struct mount_attr a;
 	attr_from_flags(o->flags, o->clear, &a);
 	if (o->recursive_ro)
 		a.attr_set |= MOUNT_ATTR_RDONLY;
-	if (a.attr_set || a.attr_clr) {
-		unsigned fl = AT_EMPTY_PATH | (o->recursive_ro ? AT_RECURSIVE : 0);
-		if (mount_setattr_fd(mfd, "", fl, &a) < 0)
-			return err_set(errno, "set options of bind mount %s", m->destination);
-	}
-	if (o->propagation && mount(NULL, fdpath(fp, mfd), NULL, o->propagation, NULL) < 0)
+	if ((a.attr_set || a.attr_clr) &&
+	    mount_setattr_fd(tree, "", AT_EMPTY_PATH | (o->recursive_ro ? AT_RECURSIVE : 0), &a) < 0)
+		return err_set(errno, "set options of bind mount %s", m->destination);
+	if (attach_fd(tree, tfd) < 0)
+		return err_set(errno, "bind mount '%s' on %s", src, m->destination);
+	/* tree now names the attached mount itself. */
+	if (o->propagation && mount(NULL, fdpath(fp, tree), NULL, o->propagation, NULL) < 0)
 		return err_set(errno, "set propagation of %s", m->destination);
 	return 0;
 }
@@ -186,8 +199,20 @@ static int copy_tree(int src, int dst, const char *where, unsigned depth)
 			if (r < 0)
 				return r;
 		} else if (S_ISREG(st.st_mode)) {
-			if ((sfd = openat(src, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-			    (dfd = openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+			/* The image may change under us (a rootfs shared with a
+			 * running container): take the entry with O_PATH, which
+			 * opens nothing, and read it only if it is still a
+			 * regular file; opening a FIFO or a device put in its
+			 * place would block us or act on the device. */
+			char pp[FDPATH_MAX];
+			_cleanup_close_ int pfd = openat(src, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			if (pfd < 0 || fstat(pfd, &st) < 0)
+				return err_set(errno, "tmpcopyup: %s/%s", where, n);
+			if (!S_ISREG(st.st_mode))
+				return err_set(EAGAIN, "tmpcopyup: %s/%s: changed while being copied", where, n);
+			if ((sfd = open(fdpath(pp, pfd), O_RDONLY | O_CLOEXEC)) < 0)
+				return err_set(errno, "tmpcopyup: %s/%s", where, n);
+			if ((dfd = openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
 				return err_set(errno, "tmpcopyup: %s/%s", where, n);
 			for (off_t left = st.st_size; left > 0;) {
 				ssize_t k = sendfile(dfd, sfd, NULL, (size_t)left);
@@ -245,55 +270,152 @@ static int tmpfs_copy_up(int under, int mfd, const char *dest)
 	return 0;
 }
 
-static int fs_mount(const oci_spec *s, const spec_mount *m, int rootfd, bool userns, bool cgroupns)
+/* Superblock flags, which fsconfig takes by name. */
+static const struct { unsigned long ms; const char *name; } sb_flags[] = {
+	{ MS_RDONLY, "ro" }, { MS_SYNCHRONOUS, "sync" }, { MS_DIRSYNC, "dirsync" },
+	{ MS_LAZYTIME, "lazytime" }, { MS_MANDLOCK, "mand" },
+};
+
+/* Per-mount flags of a new mount, as fsmount takes them. */
+static unsigned mount_attrs(unsigned long f)
+{
+	struct mount_attr a;
+	attr_from_flags(f, 0, &a);
+	if (f & MS_NOSYMFOLLOW)
+		a.attr_set |= MOUNT_ATTR_NOSYMFOLLOW;
+	return (unsigned)a.attr_set;
+}
+
+/* The kernel's own words for the last failed fsconfig step ("tmpfs: Bad
+ * value for 'size'"), if it logged any. */
+static void fs_log(int fs, char *buf, size_t size)
+{
+	char line[256];
+	ssize_t n;
+	buf[0] = '\0';
+	while ((n = read(fs, line, sizeof line - 1)) > 0) {
+		line[n] = '\0';
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == 'e' && line[1] == ' ')
+			snprintf(buf, size, " [%s]", line + 2);
+	}
+}
+
+/* One fsconfig call per filesystem option of the comma-separated data
+ * string: "key=value" as a string, "key" as a flag. A comma inside double
+ * quotes (SELinux contexts) does not separate options. */
+static int fs_config_data(int fs, const char *data)
+{
+	char opt[PATH_MAX];
+	for (const char *p = data; p && *p;) {
+		size_t n = 0;
+		bool quoted = false;
+		for (; p[n] && (quoted || p[n] != ','); n++)
+			if (p[n] == '"')
+				quoted = !quoted;
+		if (n >= sizeof opt)
+			return -ENAMETOOLONG;
+		memcpy(opt, p, n);
+		opt[n] = '\0';
+		p += n + (p[n] == ',');
+		if (!n)
+			continue;
+		char *eq = strchr(opt, '=');
+		if (eq)
+			*eq = '\0';
+		if (syscall(SYS_fsconfig, fs, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, opt, eq ? eq + 1 : NULL, 0) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* A new mount of m's filesystem, detached (fsopen, fsconfig, fsmount): it is
+ * filled (tmpcopyup) and attached by the caller through the returned fd,
+ * never by a path. keep_rw: leave it writable (made read-only afterwards). */
+static int fs_new_mount(const spec_mount *m, bool keep_rw, int *ret_mnt)
+{
+	const spec_mount_opts *o = &m->opts;
+	unsigned long flags = o->flags & ~(keep_rw ? MS_RDONLY : 0UL);
+	char log[300] = "";
+	_cleanup_close_ int fs = (int)syscall(SYS_fsopen, m->type, FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return err_set(errno, "mount %s: filesystem type %s", m->destination, m->type);
+	int r = 0;
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", m->source ? m->source : m->type, 0) < 0)
+		r = -errno;
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sb_flags); i++)
+		if ((flags & sb_flags[i].ms) &&
+		    syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, sb_flags[i].name, NULL, 0) < 0)
+			r = -errno;
+	if (r == 0)
+		r = fs_config_data(fs, o->data);
+	if (r == 0 && syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		r = -errno;
+	int mnt = -1;
+	if (r == 0 && (mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, mount_attrs(flags))) < 0)
+		r = -errno;
+	if (r < 0) {
+		fs_log(fs, log, sizeof log);
+		return err_set(-r, "mount %s on %s (type %s, options '%s')%s", m->source ? m->source : m->type,
+			       m->destination, m->type, o->data ? o->data : "", log);
+	}
+	*ret_mnt = mnt;
+	return 0;
+}
+
+static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bool cgroupns)
 {
 	char fp[FDPATH_MAX];
 	const spec_mount_opts *o = &m->opts;
-	_cleanup_close_ int tfd = resolve_create(rootfd, m->destination, true);
+	const char *type = m->type;
+	/* procfs or sysfs through a symlink would show up wherever the image
+	 * points it (on /etc, say): no symlink anywhere on their way. */
+	bool strict = !strcmp(type, "proc") || !strcmp(type, "sysfs");
+	_cleanup_close_ int tfd = resolve_create(rootfd, m->destination, true, strict);
+	if (tfd == -ELOOP && strict)
+		return err_set(ELOOP, "mounts[%zu].destination: %s is a symlink in the rootfs, or under one: %s "
+			       "is mounted on a plain directory only", idx, m->destination, type);
 	if (tfd < 0)
 		return err_set(-tfd, "mount %s: resolve destination in rootfs", m->destination);
 	struct stat st;
-	if (fstat(tfd, &st) == 0 && !S_ISDIR(st.st_mode))
-		return err_set(ENOTDIR, "mount %s", m->destination);
-	const char *type = m->type;
+	if (fstat(tfd, &st) < 0)
+		return err_set(errno, "mount %s", m->destination);
+	if (!S_ISDIR(st.st_mode))
+		return err_set(ENOTDIR, "mounts[%zu].destination: %s", idx, m->destination);
 	if (!strcmp(type, "cgroup") || !strcmp(type, "cgroup2")) {
 		int r = cgroup_mount_in_container(fdpath(fp, tfd), o->flags, cgroupns);
 		return r < 0 ? err_wrap(r, "mount %s", m->destination) : 0;
 	}
-	_cleanup_close_ int under = -1;
-	if (o->tmpcopyup && !strcmp(type, "tmpfs") &&
-	    (under = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return err_set(errno, "mount %s: open it for tmpcopyup", m->destination);
-	unsigned long flags = o->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
-	if (mount(m->source ? m->source : type, fdpath(fp, tfd), type, flags, o->data) < 0) {
-		int e = errno;
-		if (!strcmp(type, "sysfs") && (e == EPERM || e == EACCES) && userns) {
+	bool copyup = o->tmpcopyup && !strcmp(type, "tmpfs");
+	_cleanup_close_ int mnt = -1;
+	int r = fs_new_mount(m, copyup, &mnt);
+	if (r < 0) {
+		if (!strcmp(type, "sysfs") && (r == -EPERM || r == -EACCES) && userns) {
 			/* sysfs needs a network namespace owned by our user
 			 * namespace; fall back to the host's, read-only. */
-			if (mount("/sys", fdpath(fp, tfd), NULL, MS_BIND | MS_REC, NULL) < 0)
-				return err_set(errno, "bind /sys on %s", m->destination);
-			_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
 			struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
-			if (mfd < 0 || mount_setattr_fd(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a) < 0)
-				return err_set(errno, "make %s read-only", m->destination);
-			return 0;
+			r = bind_fd(AT_FDCWD, "/sys", tfd, true, &a);
+			return r < 0 ? err_set(-r, "bind /sys read-only on %s", m->destination) : 0;
 		}
-		return err_set(e, "mount %s on %s (type %s, options '%s')", m->source ? m->source : type,
-			       m->destination, type, o->data ? o->data : "");
+		return r;
 	}
-	if (under >= 0) {
-		_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-		if (mfd < 0)
-			return err_set(-mfd, "reopen mount %s", m->destination);
-		int r = tmpfs_copy_up(under, mfd, m->destination);
-		if (r < 0)
+	if (copyup) {
+		/* Filled while still detached: nobody sees it half copied. */
+		_cleanup_close_ int under = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int top = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (under < 0 || top < 0)
+			return err_set(errno, "mount %s: open it for tmpcopyup", m->destination);
+		if ((r = tmpfs_copy_up(under, top, m->destination)) < 0)
 			return r;
+		struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+		if ((o->flags & MS_RDONLY) && mount_setattr_fd(mnt, "", AT_EMPTY_PATH, &a) < 0)
+			return err_set(errno, "mount %s: make it read-only", m->destination);
 	}
-	if (o->propagation) {
-		_cleanup_close_ int mfd = openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0);
-		if (mfd < 0 || mount(NULL, fdpath(fp, mfd), NULL, o->propagation, NULL) < 0)
-			return err_set(errno, "set propagation of %s", m->destination);
-	}
+	if (attach_fd(mnt, tfd) < 0)
+		return err_set(errno, "mount %s on %s", type, m->destination);
+	/* mnt now names the attached mount itself. */
+	if (o->propagation && mount(NULL, fdpath(fp, mnt), NULL, o->propagation, NULL) < 0)
+		return err_set(errno, "set propagation of %s", m->destination);
 	return 0;
 }
 
@@ -306,7 +428,7 @@ int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns)
 			return err_set(0, "mounts[%zu]: no type and not a bind mount", i);
 		if (m->n_uid_mappings || m->n_gid_mappings || m->opts.idmap || m->opts.ridmap)
 			return err_set(EOPNOTSUPP, "mounts[%zu] (%s): idmapped mounts", i, m->destination);
-		int r = bind ? bind_mount(s, m, rootfd) : fs_mount(s, m, rootfd, userns, cgroupns);
+		int r = bind ? bind_mount(s, m, rootfd) : fs_mount(m, i, rootfd, userns, cgroupns);
 		if (r < 0)
 			return r;
 	}
@@ -339,6 +461,10 @@ static const struct defdev default_devices[] = {
 	{ "/dev/random", 1, 8 }, { "/dev/urandom", 1, 9 }, { "/dev/tty", 5, 0 },
 };
 
+/* Device nodes are made in a /dev reached without any symlink, and changed
+ * (mode, owner) through an fd on the node made, never by name: the name may
+ * be a symlink by then (a rootfs shared with a running container), and
+ * before pivot_root following it would reach the host. */
 static int make_device(int rootfd, const char *path, char type, unsigned maj, unsigned min,
 		       mode_t perm, uid_t uid, gid_t gid, bool userns)
 {
@@ -348,7 +474,9 @@ static int make_device(int rootfd, const char *path, char type, unsigned maj, un
 	const char *leaf = slash ? slash + 1 : parent;
 	if (slash)
 		*slash = '\0';
-	_cleanup_close_ int pfd = resolve_create(rootfd, parent[0] ? parent : "/", true);
+	_cleanup_close_ int pfd = resolve_create(rootfd, parent[0] ? parent : "/", true, true);
+	if (pfd == -ELOOP)
+		return err_set(ELOOP, "device %s: a symlink in the rootfs on the way to it", path);
 	if (pfd < 0)
 		return err_set(-pfd, "create parent of device %s", path);
 	_cleanup_close_ int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -356,38 +484,43 @@ static int make_device(int rootfd, const char *path, char type, unsigned maj, un
 		return err_set(errno, "open parent of device %s", path);
 	(void)unlinkat(dfd, leaf, 0); /* replace whatever the image had */
 	if (type == 'p' || !userns) {
-		int r = type == 'p' ? mkfifoat(dfd, leaf, perm)
-				    : mknodat(dfd, leaf, perm | (type == 'b' ? S_IFBLK : S_IFCHR), makedev(maj, min));
+		mode_t fmt = type == 'p' ? S_IFIFO : type == 'b' ? S_IFBLK : S_IFCHR;
+		int r = type == 'p' ? mkfifoat(dfd, leaf, perm) : mknodat(dfd, leaf, perm | fmt, makedev(maj, min));
 		if (r < 0)
 			return err_set(errno, "%s %s", type == 'p' ? "mkfifo" : "mknod", path);
+		_cleanup_close_ int nfd = openat(dfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (nfd < 0 || fstat(nfd, &st) < 0)
+			return err_set(errno, "open %s", path);
+		if ((st.st_mode & S_IFMT) != fmt || (type != 'p' && st.st_rdev != makedev(maj, min)))
+			return err_set(EEXIST, "%s: replaced while it was being made", path);
 		/* The umask must not narrow the configured mode. */
-		if (fchmodat(dfd, leaf, perm, 0) < 0)
+		if (fchmodat(AT_FDCWD, fdpath(fp, nfd), perm, 0) < 0)
 			return err_set(errno, "chmod %s", path);
-	} else {
-		/* No mknod in a user namespace: bind the host's node. */
-		char host[PATH_MAX];
-		struct stat hst;
-		snprintf(host, sizeof host, "%s", path);
-		if (stat(host, &hst) < 0 || hst.st_rdev != makedev(maj, min) ||
-		    !!S_ISBLK(hst.st_mode) != (type == 'b'))
-			snprintf(host, sizeof host, "/dev/%s/%u:%u", type == 'b' ? "block" : "char", maj, min);
-		int f = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (f < 0)
-			return err_set(errno, "create %s", path);
-		close(f);
-		_cleanup_close_ int tfd = openat(dfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (tfd < 0 || mount(host, fdpath(fp, tfd), NULL, MS_BIND, NULL) < 0)
-			return err_set(errno, "bind %s on %s", host, path);
+		if (fchownat(nfd, "", uid, gid, AT_EMPTY_PATH) < 0)
+			return err_set(errno, "chown %s", path);
 		return 0;
 	}
-	if (fchownat(dfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return err_set(errno, "chown %s", path);
-	return 0;
+	/* No mknod in a user namespace: bind the host's node. */
+	char host[PATH_MAX];
+	struct stat hst;
+	snprintf(host, sizeof host, "%s", path);
+	if (stat(host, &hst) < 0 || hst.st_rdev != makedev(maj, min) || !!S_ISBLK(hst.st_mode) != (type == 'b'))
+		snprintf(host, sizeof host, "/dev/%s/%u:%u", type == 'b' ? "block" : "char", maj, min);
+	int f = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (f < 0)
+		return err_set(errno, "create %s", path);
+	close(f);
+	_cleanup_close_ int tfd = openat(dfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (tfd < 0)
+		return err_set(errno, "create %s", path);
+	int r = bind_fd(AT_FDCWD, host, tfd, false, NULL);
+	return r < 0 ? err_set(-r, "bind %s on %s", host, path) : 0;
 }
 
 static int make_symlink(int rootfd, const char *target, const char *path)
 {
-	_cleanup_close_ int dev = resolve_create(rootfd, "/dev", true);
+	_cleanup_close_ int dev = resolve_create(rootfd, "/dev", true, true);
 	if (dev < 0)
 		return err_set(-dev, "resolve /dev");
 	_cleanup_close_ int dfd = openat(dev, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -442,7 +575,7 @@ int rootfs_devices(const oci_spec *s, int rootfd, bool userns, const char *conso
 	}
 	if (console_slave) {
 		char fp[FDPATH_MAX];
-		_cleanup_close_ int cfd = resolve_create(rootfd, "/dev/console", false);
+		_cleanup_close_ int cfd = resolve_create(rootfd, "/dev/console", false, true);
 		if (cfd < 0)
 			return err_set(-cfd, "create /dev/console");
 		if (mount(console_slave, fdpath(fp, cfd), NULL, MS_BIND, NULL) < 0)

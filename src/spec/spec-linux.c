@@ -107,9 +107,29 @@ static const spec_name rule_types[] = { { "a", 'a' }, { "c", 'c' }, { "b", 'b' }
 SPEC_ENUM_FN(p_device_type, device_types, "device type", char)
 SPEC_ENUM_FN(p_rule_type, rule_types, "device type", char)
 
+/* Device nodes go under /dev only: a node elsewhere would replace a file of
+ * the image (/etc/hostname), and ".." could climb out of /dev. */
+static bool device_path_ok(const char *p)
+{
+	size_t len = strlen(p);
+	if (strncmp(p, "/dev/", 5) || p[len - 1] == '/')
+		return false;
+	for (const char *s = p + 5; *s;) {
+		size_t n = strcspn(s, "/");
+		if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		s += n + (s[n] == '/');
+	}
+	return true;
+}
+
 static int p_device(spec_ctx *c, json_t *v, void *t)
 {
 	const spec_device *d = t;
+	if (!device_path_ok(d->path)) {
+		spec_push_key(c, "path");
+		return spec_err(c, "must be a path under /dev (no \".\" or \"..\"), got \"%s\"", d->path);
+	}
 	if (d->type == 'p')
 		return 0;
 	for (int i = 0; i < 2; i++) {

@@ -609,14 +609,6 @@ const spec_field spec_idmap_fields[] = {
 static int p_mount(spec_ctx *c, json_t *v, void *t)
 {
 	spec_mount *m = t;
-	/* runtime-spec: a relative destination is deprecated and means "/"+dest. */
-	if (m->destination[0] != '/') {
-		char *abs;
-		if (asprintf(&abs, "/%s", m->destination) < 0)
-			return spec_oom(c);
-		free(m->destination);
-		m->destination = abs;
-	}
 	int r = spec_mount_opts_parse(m->options, &m->opts);
 	if (r < 0) {
 		spec_push_key(c, "options");
@@ -626,7 +618,9 @@ static int p_mount(spec_ctx *c, json_t *v, void *t)
 }
 
 static const spec_field mount_fields[] = {
-	FLD("destination", F_STR, spec_mount, destination, .flags = SF_REQUIRED),
+	/* A relative destination (deprecated by the runtime-spec) is refused:
+	 * "relative to what" is a guess we do not make. */
+	FLD("destination", F_STR, spec_mount, destination, .flags = SF_REQUIRED | SF_ABSPATH),
 	FLD("type", F_STR, spec_mount, type),
 	FLD("source", F_STR, spec_mount, source),
 	FLD("options", F_STRV, spec_mount, options),

@@ -98,6 +98,26 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
 	return 0;
 }
 
+int write_pid_file(const char *path, pid_t pid)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%d", (int)pid);
+	_cleanup_free_ char *dir = strdup(path);
+	if (!dir)
+		return err_set(ENOMEM, "--pid-file '%s'", path);
+	char *slash = strrchr(dir, '/');
+	const char *name = slash ? path + (slash - dir) + 1 : path;
+	if (slash)
+		*slash = '\0';
+	if (!*name)
+		return err_set(EISDIR, "--pid-file '%s'", path);
+	_cleanup_close_ int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(errno, "--pid-file '%s'", path);
+	int r = write_file_atomic_at(dfd, name, buf, (size_t)n, 0644);
+	return r < 0 ? err_wrap(r, "--pid-file") : 0;
+}
+
 int write_file_at(int dirfd, const char *path, const char *data, size_t len)
 {
 	_cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_TRUNC | O_CLOEXEC);
@@ -163,16 +183,26 @@ int rm_rf_at(int dirfd, const char *name)
 	return 0;
 }
 
-int openat_in_root(int root_fd, const char *path, int flags, mode_t mode)
+static int openat_in_root_how(int root_fd, const char *path, int flags, mode_t mode, uint64_t resolve)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = (flags & O_CREAT) ? mode : 0,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve,
 	};
 	int fd;
 	do
 		fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
 	while (fd < 0 && errno == EAGAIN);
 	return fd < 0 ? -errno : fd;
+}
+
+int openat_in_root(int root_fd, const char *path, int flags, mode_t mode)
+{
+	return openat_in_root_how(root_fd, path, flags, mode, 0);
+}
+
+int openat_in_root_nosymlinks(int root_fd, const char *path, int flags)
+{
+	return openat_in_root_how(root_fd, path, flags, 0, RESOLVE_NO_SYMLINKS);
 }

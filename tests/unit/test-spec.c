@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "spec/spec.h"
+#include "util/cleanup.h"
 #include "util/err.h"
 #include "unit.h"
 
@@ -217,6 +218,13 @@ static void test_errors(void)
 	EXPECT_ERR(", 'mounts': [{'destination': '/a', 'options': ['rnoatime']}]",
 		   "config.json: mounts[0].options: mount option \"rnoatime\" is not supported");
 	EXPECT_ERR(", 'mounts': [{'type': 'tmpfs'}]", "config.json: mounts[0].destination: required property is missing");
+	/* Relative destinations are refused, not taken as relative to "/". */
+	EXPECT_ERR(", 'mounts': [{'destination': '/a', 'type': 'tmpfs'}, {'destination': 'mnt/x', 'type': 'tmpfs'}]",
+		   "config.json: mounts[1].destination: must be an absolute path, got \"mnt/x\"");
+	EXPECT_ERR(", 'mounts': [{'destination': '../x', 'type': 'tmpfs'}]",
+		   "config.json: mounts[0].destination: must be an absolute path, got \"../x\"");
+	EXPECT_ERR(", 'mounts': [{'destination': '', 'type': 'tmpfs'}]",
+		   "config.json: mounts[0].destination: must be an absolute path, got \"\"");
 	EXPECT_ERR(", 'hooks': {'prestart': [{'path': 'bin/true'}]}",
 		   "config.json: hooks.prestart[0].path: must be an absolute path, got \"bin/true\"");
 	EXPECT_ERR(", 'hooks': {'poststop': [{'path': '/bin/true', 'timeout': 0}]}",
@@ -232,6 +240,36 @@ static void test_errors(void)
 		   "config.json: linux.devices[0].minor: required for device type \"c\"");
 	EXPECT_ERR(", 'linux': {'devices': [{'type': 'x', 'path': '/dev/x'}]}",
 		   "config.json: linux.devices[0].type: unknown device type \"x\"");
+	/* Device nodes only under /dev. */
+	static const char *const bad_dev[] = { "/etc/hostname", "/dev", "/dev/", "/devil", "/dev/../etc/x",
+						"/dev/a/../../etc", "/dev/./null", "/dev/null/", "/dev/..", "/dev/net/." };
+	for (size_t i = 0; i < ARRAY_SIZE(bad_dev); i++) {
+		char extra[256], want[256];
+		snprintf(extra, sizeof extra,
+			 ", 'linux': {'devices': [{'type': 'c', 'path': '/dev/ok', 'major': 1, 'minor': 3},"
+			 " {'type': 'c', 'path': '%s', 'major': 1, 'minor': 3}]}", bad_dev[i]);
+		snprintf(want, sizeof want,
+			 "config.json: linux.devices[1].path: must be a path under /dev (no \".\" or \"..\"), got \"%s\"",
+			 bad_dev[i]);
+		EXPECT_ERR(extra, want);
+	}
+	static const char *const good_dev[] = { "/dev/net/tun", "/dev//x", "/dev/.hidden", "/dev/..x", "/dev/x.." };
+	for (size_t i = 0; i < ARRAY_SIZE(good_dev); i++) {
+		char extra[256];
+		snprintf(extra, sizeof extra, ", 'linux': {'devices': [{'type': 'c', 'path': '%s', 'major': 1, 'minor': 3}]}",
+			 good_dev[i]);
+		oci_spec *s = NULL;
+		if (parse_min(extra, &s) < 0) {
+			unit_fail++;
+			fprintf(stderr, "test-spec.c:%d: device path %s refused: %s\n", __LINE__, good_dev[i], err_msg());
+		} else {
+			unit_pass++;
+			CHECK_STR(s->linux.devices[0].path, good_dev[i]);
+		}
+		spec_free(s);
+	}
+	EXPECT_ERR(", 'linux': {'devices': [{'type': 'p', 'path': 'dev/fifo'}]}",
+		   "config.json: linux.devices[0].path: must be an absolute path, got \"dev/fifo\"");
 	EXPECT_ERR(", 'linux': {'resources': {'devices': [{'allow': true, 'access': 'rwx'}]}}",
 		   "config.json: linux.resources.devices[0].access: invalid access \"rwx\": must be a combination of r, w and m");
 	EXPECT_ERR(", 'linux': {'resources': {'devices': [{'access': 'r'}]}}",
@@ -426,7 +464,7 @@ static const char full_json[] =
 	" 'root': {'path': '/var/rootfs', 'readonly': false},"
 	" 'hostname': 'h', 'domainname': 'd',"
 	" 'mounts': [{'destination': '/proc', 'type': 'proc', 'source': 'proc'},"
-	"  {'destination': 'data', 'type': 'none', 'source': '/srv', 'options': ['rbind', 'rslave', 'ro'],"
+	"  {'destination': '/data', 'type': 'none', 'source': '/srv', 'options': ['rbind', 'rslave', 'ro'],"
 	"   'uidMappings': [{'containerID': 0, 'hostID': 100000, 'size': 65536}],"
 	"   'gidMappings': [{'containerID': 0, 'hostID': 200000, 'size': 10}]}],"
 	" 'hooks': {'prestart': [{'path': '/bin/a'}],"

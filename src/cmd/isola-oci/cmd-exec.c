@@ -102,13 +102,8 @@ int cmd_exec(int argc, char **argv)
 		return fail_cmd(r);
 	}
 	int master = take_console_master(csock[0]);
-	if (pid_file) {
-		char buf[32];
-		int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-		_cleanup_close_ int fd = open(pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0 || write_all(fd, buf, (size_t)n) < 0)
-			return fail_cmd(err_set(errno, "--pid-file '%s'", pid_file));
-	}
+	if (pid_file && (r = write_pid_file(pid_file, pid)) < 0)
+		return fail_cmd(r);
 	if (detach)
 		return 0;
 	return foreground_wait(pid, master, &mask);

@@ -9,6 +9,7 @@
 #include "util/log.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
+#include "util/kernel.h"
 #include "cmd.h"
 #include <fcntl.h>
 #include <getopt.h>
@@ -468,6 +469,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	int kr = kernel_check();
+	if (kr < 0)
+		return fail_cmd(kr);
 	if (systemd)
 		return fail_cmd(err_set(EOPNOTSUPP, "--systemd-cgroup: isola-oci has no systemd cgroup driver; use cgroupfs paths"));
 	const char *name = argv[optind];

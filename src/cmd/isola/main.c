@@ -3,6 +3,7 @@
  * other instance commands join it as they land). */
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/kernel.h"
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -133,6 +134,9 @@ int main(int argc, char **argv)
 	}
 	if (!*g.state_dir)
 		return usage_error("isola", "--state-dir: must not be empty");
+	int kr = kernel_check();
+	if (kr < 0)
+		return fail_cmd(kr);
 	if (optind < argc && !strcmp(argv[optind], hidden[0].name))
 		return hidden[0].fn(argc - optind, argv + optind);
 	return dispatch(NULL, commands, ARRAY_SIZE(commands), argc - optind, argv + optind);
