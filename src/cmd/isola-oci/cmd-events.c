@@ -3,19 +3,16 @@
  * with --stats. */
 #include "cmd.h"
 #include "runtime/container.h"
+#include "runtime/live.h"
 #include "sandbox/cgroup.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 /* A JSON writer that keeps uint64 values whole (jansson's integers stop at
  * INT64_MAX; "limit": 18446744073709551615 is common) and escapes strings
@@ -238,15 +235,9 @@ static bool print_event(const char *type, const char *id, struct cgroup_stats *s
 	return fflush(stdout) == 0;
 }
 
-static int stats_event(cgroup *cg, const char *id, bool *out_ok)
+static bool on_event(const struct container_event *ev, void *userdata)
 {
-	struct cgroup_stats st;
-	int r = cgroup_stats(cg, &st);
-	if (r < 0)
-		return err_wrap(r, "events: statistics of container \"%s\"", id);
-	*out_ok = print_event("stats", id, &st);
-	cgroup_stats_clear(&st);
-	return 0;
+	return print_event(ev->type == CONTAINER_EVENT_OOM ? "oom" : "stats", ev->id, ev->stats);
 }
 
 /* A Go duration ("5s", "500ms", "1m30s", "1.5h"; units ns us µs ms s m h)
@@ -297,72 +288,6 @@ static int parse_duration(const char *s, int64_t *ret)
 	return 0;
 }
 
-/* Until the container's init exits: a stats event every interval, an oom
- * event for each OOM (runc's first stats event comes after one interval). */
-static int events_loop(cgroup *cg, const container_state *st, int64_t interval_ns)
-{
-	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, st->pid, 0);
-	if (pidfd < 0)
-		return errno == ESRCH ? 0 : err_set(errno, "events: watch container \"%s\"", st->id);
-	/* The pid may have been reused between loading the state and here. */
-	container_state again;
-	int r = container_load(g.root, st->id, &again);
-	bool stopped = r < 0 || again.status == ST_STOPPED || again.pid != st->pid;
-	if (r == 0)
-		container_state_clear(&again);
-	if (stopped)
-		return 0;
-
-	cgroup_oom_watch *oom = NULL;
-	if ((r = cgroup_oom_watch_open(cg, &oom)) < 0) {
-		fprintf(stderr, "isola-oci: warning: events: no OOM notifications: %s\n", err_msg());
-		oom = NULL;
-	}
-	_cleanup_close_ int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (tfd < 0) {
-		cgroup_oom_watch_free(oom);
-		return err_set(errno, "events: timerfd");
-	}
-	struct itimerspec its = {
-		.it_interval = { interval_ns / 1000000000, interval_ns % 1000000000 },
-		.it_value = { interval_ns / 1000000000, interval_ns % 1000000000 },
-	};
-	timerfd_settime(tfd, 0, &its, NULL);
-	bool ok = true;
-	r = 0;
-	while (ok && r >= 0) {
-		struct pollfd p[3] = { { pidfd, POLLIN, 0 }, { tfd, POLLIN, 0 }, { oom ? cgroup_oom_watch_fd(oom) : -1, POLLIN, 0 } };
-		if (poll(p, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			r = err_set(errno, "events: poll");
-			break;
-		}
-		bool exited = p[0].revents != 0;
-		if (oom && (p[2].revents || exited)) {
-			bool hit = false;
-			int k = cgroup_oom_watch_read(oom, &hit);
-			if (hit)
-				ok = print_event("oom", st->id, NULL);
-			if (k < 0) { /* the cgroup is gone: nothing more to report */
-				if (k != -ENOENT)
-					r = k;
-				break;
-			}
-		}
-		if (exited)
-			break;
-		if (p[1].revents) {
-			uint64_t ticks;
-			(void)!read(tfd, &ticks, sizeof ticks);
-			if (stats_event(cg, st->id, &ok) < 0) /* as runc: report and go on */
-				fprintf(stderr, "isola-oci: %s\n", err_msg());
-		}
-	}
-	cgroup_oom_watch_free(oom);
-	return r < 0 ? r : 0;
-}
-
 int cmd_events(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -386,18 +311,15 @@ int cmd_events(int argc, char **argv)
 	if (interval <= 0)
 		return usage_error("events", "--interval: must be greater than 0");
 	const char *id = argv[optind];
-	container_state st;
-	int r = container_load(g.root, id, &st);
-	if (r < 0)
-		return fail_cmd(r);
-	cgroup *cg = NULL;
-	if (st.status == ST_STOPPED)
-		r = err_set(0, "container \"%s\" is not running", id);
-	else if ((r = open_container_cgroup(&st, &cg)) == 0) {
-		bool ok = true;
-		r = stats ? stats_event(cg, id, &ok) : events_loop(cg, &st, interval);
+	if (!stats) {
+		int r = container_events(g.root, id, interval, on_event, NULL);
+		return r < 0 ? fail_cmd(r) : 0;
 	}
-	cgroup_free(cg);
-	container_state_clear(&st);
-	return r < 0 ? fail_cmd(r) : 0;
+	struct cgroup_stats st;
+	int r = container_stats(g.root, id, &st);
+	if (r < 0)
+		return fail_cmd(err_wrap(r, "events"));
+	print_event("stats", id, &st);
+	cgroup_stats_clear(&st);
+	return 0;
 }

@@ -3,6 +3,7 @@
  * in cmd-events.c). */
 #include "cmd.h"
 #include "runtime/container.h"
+#include "runtime/live.h"
 #include "sandbox/cgroup.h"
 #include "spec/spec.h"
 #include "util/cleanup.h"
@@ -12,14 +13,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,58 +36,15 @@ static int id_only(int argc, char **argv, const char *cmd, const char **id)
 	return 0;
 }
 
-/* Load the state under the lock create/start/delete take on the state
- * directory, so that a concurrent delete cannot pull the cgroup away. */
-static int load_locked(const char *id, container_state *st, int *ret_lock)
-{
-	int r = container_load(g.root, id, st); /* validates the id, names a missing container */
-	if (r < 0)
-		return r;
-	container_state_clear(st);
-	char path[PATH_MAX];
-	if (snprintf(path, sizeof path, "%s/%s", g.root, id) >= (int)sizeof path)
-		return err_set(ENAMETOOLONG, "container \"%s\"", id);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? err_set(ENOENT, "container \"%s\" does not exist", id)
-				       : err_set(errno, "open state directory '%s'", path);
-	if (flock(fd, LOCK_EX) < 0)
-		return err_set(errno, "lock container \"%s\"", id);
-	if ((r = container_load(g.root, id, st)) < 0)
-		return r;
-	*ret_lock = TAKE_FD(fd);
-	return 0;
-}
-
-int open_container_cgroup(const container_state *st, cgroup **ret)
-{
-	if (!st->cgroup || !st->cgroup[0])
-		return err_set(ENOENT, "container \"%s\" has no cgroup", st->id);
-	int r = cgroup_open(st->cgroup, ret);
-	return r < 0 ? err_wrap(r, "container \"%s\"", st->id) : 0;
-}
-
 /* ---- pause / resume ------------------------------------------------- */
 
 static int pause_resume(int argc, char **argv, bool pause)
 {
-	const char *cmd = pause ? "pause" : "resume", *id = NULL;
-	int r = id_only(argc, argv, cmd, &id);
+	const char *id = NULL;
+	int r = id_only(argc, argv, pause ? "pause" : "resume", &id);
 	if (r)
 		return r;
-	_cleanup_close_ int lock = -1;
-	container_state st;
-	if ((r = load_locked(id, &st, &lock)) < 0)
-		return fail_cmd(r);
-	enum container_status want = pause ? ST_RUNNING : ST_PAUSED;
-	cgroup *cg = NULL;
-	if (st.status != want)
-		r = err_set(0, "container \"%s\" is %s, not %s: cannot %s it", id, container_status_names[st.status],
-			    container_status_names[want], cmd);
-	else if ((r = open_container_cgroup(&st, &cg)) == 0 && (r = cgroup_freeze(cg, pause)) < 0)
-		r = err_wrap(r, "%s container \"%s\"", cmd, id);
-	cgroup_free(cg);
-	container_state_clear(&st);
+	r = pause ? container_pause(g.root, id) : container_resume(g.root, id);
 	return r < 0 ? fail_cmd(r) : 0;
 }
 
@@ -290,19 +244,7 @@ int cmd_update(int argc, char **argv)
 	}
 	drop_unchanged(&res);
 
-	_cleanup_close_ int lock = -1;
-	container_state st;
-	cgroup *cg = NULL;
-	if ((r = load_locked(id, &st, &lock)) < 0) {
-		spec_resources_free(&res);
-		return fail_cmd(r);
-	}
-	if (st.status == ST_STOPPED || st.status == ST_CREATING)
-		r = err_set(0, "container \"%s\" is %s: cannot update it", id, container_status_names[st.status]);
-	else if ((r = open_container_cgroup(&st, &cg)) == 0 && (r = cgroup_apply(cg, &res)) < 0)
-		r = err_wrap(r, "update container \"%s\"", id);
-	cgroup_free(cg);
-	container_state_clear(&st);
+	r = container_update(g.root, id, &res);
 	spec_resources_free(&res);
 	return r < 0 ? fail_cmd(r) : 0;
 }
@@ -409,19 +351,11 @@ int cmd_ps(int argc, char **argv)
 	if (strcmp(format, "table") && strcmp(format, "json"))
 		return usage_error("ps", "--format: must be table or json, got \"%s\"", format);
 	const char *id = argv[optind];
-	container_state st;
-	int r = container_load(g.root, id, &st);
-	if (r < 0)
-		return fail_cmd(r);
-	cgroup *cg = NULL;
 	_cleanup_free_ pid_t *pids = NULL;
 	size_t n = 0;
-	if ((r = open_container_cgroup(&st, &cg)) == 0 && (r = cgroup_pids(cg, &pids, &n)) < 0)
-		r = err_wrap(r, "ps: container \"%s\"", id);
-	cgroup_free(cg);
-	container_state_clear(&st);
+	int r = container_pids(g.root, id, &pids, &n);
 	if (r < 0)
-		return fail_cmd(r);
+		return fail_cmd(err_wrap(r, "ps"));
 	if (!strcmp(format, "json")) {
 		printf("[");
 		for (size_t i = 0; i < n; i++)

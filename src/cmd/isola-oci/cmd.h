@@ -25,9 +25,6 @@ int cmd_resume(int argc, char **argv);
 int cmd_update(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_events(int argc, char **argv);
-struct cgroup;
-/* Open the cgroup recorded in a container's state. */
-int open_container_cgroup(const container_state *st, struct cgroup **ret);
 /* cmd-checkpoint.c: checkpoint and restore through CRIU (runc's flags). */
 int cmd_checkpoint(int argc, char **argv);
 int cmd_restore(int argc, char **argv);

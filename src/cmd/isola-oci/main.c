@@ -71,6 +71,12 @@ static void debug_hook(const char *msg)
 	debugf("%s", msg);
 }
 
+static void warning_hook(const char *msg)
+{
+	fprintf(stderr, "isola-oci: warning: %s\n", msg);
+	log_line("warning", msg);
+}
+
 void debugf(const char *fmt, ...)
 {
 	if (!g.debug && !g.log)
@@ -465,6 +471,7 @@ int main(int argc, char **argv)
 		g.root = default_state_root();
 	if (g.debug || g.log)
 		log_set_debug_hook(debug_hook);
+	log_set_warning_hook(warning_hook);
 	if (optind >= argc) {
 		usage(stderr);
 		return 1;
