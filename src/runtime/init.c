@@ -170,6 +170,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	bool userns = (o->flags & INIT_USERNS) || userns_rootless();
 	_cleanup_close_ int rootfd = -1;
 	_cleanup_close_ int slave = -1;
+	_cleanup_(rootfs_mounts_clear) rootfs_mounts mm = { 0 };
 	if (o->flags & INIT_EXEC) {
 		/* In the container's namespaces (exec_enter): / is its root. */
 		if (s->process.terminal) {
@@ -185,7 +186,8 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	}
 	if ((r = rootfs_prepare(s, o->flags & INIT_MOUNTNS, &rootfd)) < 0)
 		return r;
-	if ((r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS)) < 0)
+	if ((r = rootfs_mounts_init(&mm, s->n_mounts)) < 0 ||
+	    (r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS, &mm)) < 0)
 		return r;
 	char slave_path[64] = "";
 	if (s->process.terminal) {
@@ -216,7 +218,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 		return r;
 	if ((r = apply_sysctl(s)) < 0 || (r = set_names(s)) < 0)
 		return r;
-	if ((r = rootfs_finalize(s)) < 0)
+	if ((r = rootfs_finalize(s, &mm)) < 0)
 		return r;
 	if (s->process.cwd) {
 		struct stat st;

@@ -129,7 +129,29 @@ static void attr_from_flags(unsigned long set, unsigned long clear, struct mount
  * destination up again, so a tenant swapping it for a symlink or another
  * directory (in a rootfs shared with a running container) cannot make the
  * flags land on another mount. */
-static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
+/* "/dev", however spelled ("//dev/", "/dev/."). */
+static bool is_dev(const char *path)
+{
+	const char *p = path;
+	while (*p == '/')
+		p++;
+	if (strncmp(p, "dev", 3) || (p[3] && p[3] != '/'))
+		return false;
+	for (p += 3; *p; p++)
+		if (*p != '/' && !(p[0] == '.' && (p[1] == '/' || !p[1])))
+			return false;
+	return true;
+}
+
+/* A read-only /dev, or tmpfs, is mounted writable and made read-only last:
+ * devices, /dev/pts, a secret under a read-only /run go beneath it first. */
+static bool ro_later(const spec_mount *m, bool bind)
+{
+	return (m->opts.flags & MS_RDONLY) && !m->opts.recursive_ro &&
+	       (is_dev(m->destination) || (!bind && !strcmp(m->type, "tmpfs")));
+}
+
+static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd, int *ret_late_ro)
 {
 	char src[PATH_MAX], fp[FDPATH_MAX];
 	const char *source = m->source ? m->source : "";
@@ -149,7 +171,8 @@ static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
 	if (tfd < 0)
 		return err_set(-tfd, "mount %s: resolve destination in rootfs", m->destination);
 	struct mount_attr a;
-	attr_from_flags(o->flags, o->clear, &a);
+	bool late = ro_later(m, true);
+	attr_from_flags(o->flags & ~(late ? MS_RDONLY : 0UL), o->clear, &a);
 	if (o->recursive_ro)
 		a.attr_set |= MOUNT_ATTR_RDONLY;
 	if ((a.attr_set || a.attr_clr) &&
@@ -160,6 +183,8 @@ static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
 	/* tree now names the attached mount itself. */
 	if (o->propagation && mount(NULL, fdpath(fp, tree), NULL, o->propagation, NULL) < 0)
 		return err_set(errno, "set propagation of %s", m->destination);
+	if (late)
+		*ret_late_ro = TAKE_FD(tree);
 	return 0;
 }
 
@@ -363,7 +388,7 @@ static int fs_new_mount(const spec_mount *m, bool keep_rw, int *ret_mnt)
 	return 0;
 }
 
-static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bool cgroupns)
+static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bool cgroupns, int *ret_late_ro)
 {
 	char fp[FDPATH_MAX];
 	const spec_mount_opts *o = &m->opts;
@@ -387,8 +412,9 @@ static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bo
 		return r < 0 ? err_wrap(r, "mount %s", m->destination) : 0;
 	}
 	bool copyup = o->tmpcopyup && !strcmp(type, "tmpfs");
+	bool late = ro_later(m, false);
 	_cleanup_close_ int mnt = -1;
-	int r = fs_new_mount(m, copyup, &mnt);
+	int r = fs_new_mount(m, late, &mnt);
 	if (r < 0) {
 		if (!strcmp(type, "sysfs") && (r == -EPERM || r == -EACCES) && userns) {
 			/* sysfs needs a network namespace owned by our user
@@ -407,19 +433,57 @@ static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bo
 			return err_set(errno, "mount %s: open it for tmpcopyup", m->destination);
 		if ((r = tmpfs_copy_up(under, top, m->destination)) < 0)
 			return r;
-		struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
-		if ((o->flags & MS_RDONLY) && mount_setattr_fd(mnt, "", AT_EMPTY_PATH, &a) < 0)
-			return err_set(errno, "mount %s: make it read-only", m->destination);
 	}
 	if (attach_fd(mnt, tfd) < 0)
 		return err_set(errno, "mount %s on %s", type, m->destination);
 	/* mnt now names the attached mount itself. */
 	if (o->propagation && mount(NULL, fdpath(fp, mnt), NULL, o->propagation, NULL) < 0)
 		return err_set(errno, "set propagation of %s", m->destination);
+	if (late)
+		*ret_late_ro = TAKE_FD(mnt);
 	return 0;
 }
 
-int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns)
+int rootfs_mounts_init(rootfs_mounts *mm, size_t n)
+{
+	mm->n = n;
+	mm->late_ro = calloc(n ? n : 1, sizeof *mm->late_ro);
+	if (!mm->late_ro)
+		return err_set(ENOMEM, "mounts");
+	for (size_t i = 0; i < n; i++)
+		mm->late_ro[i] = -1;
+	return 0;
+}
+
+void rootfs_mounts_clear(rootfs_mounts *mm)
+{
+	for (size_t i = 0; mm->late_ro && i < mm->n; i++)
+		if (mm->late_ro[i] >= 0)
+			close(mm->late_ro[i]);
+	free(mm->late_ro);
+	mm->late_ro = NULL;
+	mm->n = 0;
+}
+
+/* The mount (an fd on it, attached) made read-only now that it is filled:
+ * the mount, and for a filesystem of its own (not a bind) the superblock
+ * too, as a mount made "ro" at once would be. */
+static int make_late_ro(const spec_mount *m, int mnt)
+{
+	bool bind = m->opts.bind || (m->type && !strcmp(m->type, "bind"));
+	if (!bind) {
+		_cleanup_close_ int fs = (int)syscall(SYS_fspick, mnt, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC);
+		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
+			return err_set(errno, "mount %s: make it read-only", m->destination);
+	}
+	struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+	if (mount_setattr_fd(mnt, "", AT_EMPTY_PATH, &a) < 0)
+		return err_set(errno, "mount %s: make it read-only", m->destination);
+	return 0;
+}
+
+int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns, rootfs_mounts *mm)
 {
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const spec_mount *m = &s->mounts[i];
@@ -428,7 +492,12 @@ int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns)
 			return err_set(0, "mounts[%zu]: no type and not a bind mount", i);
 		if (m->n_uid_mappings || m->n_gid_mappings || m->opts.idmap || m->opts.ridmap)
 			return err_set(EOPNOTSUPP, "mounts[%zu] (%s): idmapped mounts", i, m->destination);
-		int r = bind ? bind_mount(s, m, rootfd) : fs_mount(m, i, rootfd, userns, cgroupns);
+		if (mm->late_ro[i] >= 0) {
+			close(mm->late_ro[i]);
+			mm->late_ro[i] = -1;
+		}
+		int r = bind ? bind_mount(s, m, rootfd, &mm->late_ro[i])
+			     : fs_mount(m, i, rootfd, userns, cgroupns, &mm->late_ro[i]);
 		if (r < 0)
 			return r;
 	}
@@ -650,7 +719,7 @@ static int readonly_path(int root, const char *path)
 	return r < 0 ? err_set(-r, "linux.readonlyPaths: make %s read-only", path) : 0;
 }
 
-int rootfs_finalize(const oci_spec *s)
+int rootfs_finalize(const oci_spec *s, rootfs_mounts *mm)
 {
 	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
@@ -662,6 +731,14 @@ int rootfs_finalize(const oci_spec *s)
 	for (size_t i = 0; i < s->linux.n_readonly_paths; i++)
 		if ((r = readonly_path(root, s->linux.readonly_paths[i])) < 0)
 			return r;
+	for (size_t i = 0; i < mm->n && i < s->n_mounts; i++) {
+		if (mm->late_ro[i] < 0)
+			continue;
+		if ((r = make_late_ro(&s->mounts[i], mm->late_ro[i])) < 0)
+			return r;
+		close(mm->late_ro[i]);
+		mm->late_ro[i] = -1;
+	}
 	if (s->root_readonly) {
 		struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
 		if (mount_setattr_fd(AT_FDCWD, "/", 0, &a) < 0)
