@@ -1,6 +1,7 @@
 /* The container's filesystem view: rootfs, mounts, devices, pivot_root,
  * masked and read-only paths (see rootfs.h). */
 #include "rootfs.h"
+#include "rootfs-internal.h"
 #include "cgroup.h"
 #include "util/err.h"
 #include "util/cleanup.h"
@@ -662,6 +663,9 @@ int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot, bool mountns)
 		if (chroot(".") < 0)
 			return err_set(errno, "chroot into rootfs");
 	} else if (no_pivot) {
+		int r = rootfs_hide_host_kernfs(rootfd);
+		if (r < 0)
+			return r;
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			return err_set(errno, "move rootfs to /");
 		if (chroot(".") < 0)

@@ -110,8 +110,13 @@ NESTED_SYS = USERNS_OK + ("unshare -Urmn sh -c 'mount -t sysfs sysfs /sys && ech
                           "2>&1; true")
 
 
-def nested_probe(ctx, bundle, probe, *args):
-    b = bundle(sh(probe, user={"uid": 1000, "gid": 1000}))
+def nested_probe(ctx, bundle, probe, *args, userns=False):
+    if userns:
+        c = userns_config(probe)
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+        b = bundle(c, owner=(USERNS_HOST_ID, USERNS_HOST_ID))
+    else:
+        b = bundle(sh(probe, user={"uid": 1000, "gid": 1000}))
     r = ctx.run("run", *args, "--bundle", b.path, b.id)
     assert r.rc == 0, str(r)
     # The probe can fail only where it should: a nested user namespace is
@@ -122,14 +127,19 @@ def nested_probe(ctx, bundle, probe, *args):
 
 @pytest.mark.parametrize("probe,win", [(NESTED_PROC, "PROC-MOUNTED"), (NESTED_SYS, "SYSFS-MOUNTED")],
                          ids=["proc", "sysfs"])
-def test_no_pivot_nested_namespace_cannot_mount_unmasked_proc_or_sys(ctx, bundle, probe, win):
+@pytest.mark.parametrize("userns", [False, pytest.param(True, marks=needs_userns)],
+                         ids=["host-userns", "own-userns"])
+def test_no_pivot_nested_namespace_cannot_mount_unmasked_proc_or_sys(ctx, bundle, probe, win,
+                                                                     userns):
     """With --no-pivot the host's root stays in the container's mount
     namespace, under its chroot. The kernel allows a new procfs or sysfs in
     a nested user namespace only where a fully visible one exists in the
     mount namespace: the host's /proc and /sys must be gone or covered, or
     the container gets a /proc without maskedPaths and readonlyPaths
-    (/proc/kcore, /proc/sysrq-trigger)."""
-    out = nested_probe(ctx, bundle, probe, "--no-pivot")
+    (/proc/kcore, /proc/sysrq-trigger). In a container with its own user
+    namespace the host's mounts are locked and cannot be detached: they are
+    covered instead."""
+    out = nested_probe(ctx, bundle, probe, "--no-pivot", userns=userns)
     assert win not in out, out
 
 
