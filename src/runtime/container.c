@@ -663,6 +663,12 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 				return err_set(-r, "resume the container init");
 			break;
 		}
+		case SYNC_MOUNT_SOURCES:
+			r = runtime_send_mount_sources(sync, s, m.fd);
+			sync_msg_clear(&m);
+			if (r < 0)
+				return init_error_first(sync, r);
+			break;
 		case SYNC_LISTENER:
 			r = runtime_send_listener(s, o->id, "creating", c->init, s->bundle, m.fd);
 			sync_msg_clear(&m);

@@ -62,6 +62,10 @@ int runtime_join_namespaces(const oci_spec *s, const int ns_fds[NS__MAX], bool s
 int runtime_late_namespaces(const oci_spec *s);
 int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX]);
 int runtime_connect_unix(const char *path);
+/* SYNC_MOUNT_SOURCES: open every bind source of s, as the runtime, in the
+ * mount namespace mntns (the init's), and send each to the init as a
+ * SYNC_MOUNT_SOURCE (mountsrc.c). */
+int runtime_send_mount_sources(int sync, const oci_spec *s, int mntns);
 /* Compile (or take from <root>/.cache/seccomp) and send SYNC_SECCOMP. */
 int runtime_send_seccomp(int sync, const oci_spec *s, const char *root);
 /* Hand the seccomp notify fd and the containerProcessState to listenerPath. */

@@ -152,17 +152,33 @@ static bool ro_later(const spec_mount *m, bool bind)
 	       (is_dev(m->destination) || (!bind && !strcmp(m->type, "tmpfs")));
 }
 
-static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd, int *ret_late_ro)
+bool rootfs_mount_is_bind(const spec_mount *m)
 {
-	char src[PATH_MAX], fp[FDPATH_MAX];
+	return m->opts.bind || (m->type && !strcmp(m->type, "bind"));
+}
+
+void rootfs_bind_source(const oci_spec *s, const spec_mount *m, char *buf, size_t size)
+{
 	const char *source = m->source ? m->source : "";
 	if (source[0] != '/' && s->bundle)
-		snprintf(src, sizeof src, "%s/%s", s->bundle, source);
+		snprintf(buf, size, "%s/%s", s->bundle, source);
 	else
-		snprintf(src, sizeof src, "%s", source);
+		snprintf(buf, size, "%s", source);
+}
+
+/* source_fd: the source opened by the runtime (or -1: open src here);
+ * source_err: why the runtime could not open it. */
+static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd, int source_fd, int source_err,
+		      int *ret_late_ro)
+{
+	char src[PATH_MAX], fp[FDPATH_MAX];
+	rootfs_bind_source(s, m, src, sizeof src);
+	if (source_err)
+		return err_set(source_err, "mount %s: source '%s'", m->destination, src);
 	const spec_mount_opts *o = &m->opts;
-	_cleanup_close_ int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src,
-						OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->rec ? AT_RECURSIVE : 0));
+	unsigned fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->rec ? AT_RECURSIVE : 0);
+	_cleanup_close_ int tree = source_fd >= 0 ? (int)syscall(SYS_open_tree, source_fd, "", fl | AT_EMPTY_PATH)
+						  : (int)syscall(SYS_open_tree, AT_FDCWD, src, fl);
 	if (tree < 0)
 		return err_set(errno, "mount %s: source '%s'", m->destination, src);
 	struct stat st;
@@ -448,21 +464,35 @@ static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bo
 int rootfs_mounts_init(rootfs_mounts *mm, size_t n)
 {
 	mm->n = n;
+	mm->source = calloc(n ? n : 1, sizeof *mm->source);
+	mm->source_err = calloc(n ? n : 1, sizeof *mm->source_err);
 	mm->late_ro = calloc(n ? n : 1, sizeof *mm->late_ro);
-	if (!mm->late_ro)
+	if (!mm->source || !mm->source_err || !mm->late_ro) {
+		rootfs_mounts_clear(mm);
 		return err_set(ENOMEM, "mounts");
+	}
 	for (size_t i = 0; i < n; i++)
-		mm->late_ro[i] = -1;
+		mm->source[i] = mm->late_ro[i] = -1;
 	return 0;
+}
+
+static void close_all(int *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		if (v[i] >= 0) {
+			close(v[i]);
+			v[i] = -1;
+		}
 }
 
 void rootfs_mounts_clear(rootfs_mounts *mm)
 {
-	for (size_t i = 0; mm->late_ro && i < mm->n; i++)
-		if (mm->late_ro[i] >= 0)
-			close(mm->late_ro[i]);
+	close_all(mm->source, mm->n);
+	close_all(mm->late_ro, mm->n);
+	free(mm->source);
+	free(mm->source_err);
 	free(mm->late_ro);
-	mm->late_ro = NULL;
+	mm->source = mm->source_err = mm->late_ro = NULL;
 	mm->n = 0;
 }
 
@@ -471,8 +501,7 @@ void rootfs_mounts_clear(rootfs_mounts *mm)
  * too, as a mount made "ro" at once would be. */
 static int make_late_ro(const spec_mount *m, int mnt)
 {
-	bool bind = m->opts.bind || (m->type && !strcmp(m->type, "bind"));
-	if (!bind) {
+	if (!rootfs_mount_is_bind(m)) {
 		_cleanup_close_ int fs = (int)syscall(SYS_fspick, mnt, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC);
 		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
 		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
@@ -486,19 +515,21 @@ static int make_late_ro(const spec_mount *m, int mnt)
 
 int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns, rootfs_mounts *mm)
 {
+	if (mm->n != s->n_mounts)
+		return err_set(EINVAL, "mounts: %zu entries, %zu slots", s->n_mounts, mm->n);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const spec_mount *m = &s->mounts[i];
-		bool bind = m->opts.bind || (m->type && !strcmp(m->type, "bind"));
+		bool bind = rootfs_mount_is_bind(m);
 		if (!bind && !m->type)
 			return err_set(0, "mounts[%zu]: no type and not a bind mount", i);
 		if (m->n_uid_mappings || m->n_gid_mappings || m->opts.idmap || m->opts.ridmap)
 			return err_set(EOPNOTSUPP, "mounts[%zu] (%s): idmapped mounts", i, m->destination);
-		if (mm->late_ro[i] >= 0) {
-			close(mm->late_ro[i]);
-			mm->late_ro[i] = -1;
-		}
-		int r = bind ? bind_mount(s, m, rootfd, &mm->late_ro[i])
+		int r = bind ? bind_mount(s, m, rootfd, mm->source[i], mm->source_err[i], &mm->late_ro[i])
 			     : fs_mount(m, i, rootfd, userns, cgroupns, &mm->late_ro[i]);
+		if (mm->source[i] >= 0) {
+			close(mm->source[i]);
+			mm->source[i] = -1;
+		}
 		if (r < 0)
 			return r;
 	}

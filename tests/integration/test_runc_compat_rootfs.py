@@ -5,6 +5,7 @@ the test is marked xfail for runc and says why."""
 
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -65,6 +66,32 @@ def test_userns_bind_source_keeps_its_options(ctx, run_container):
     assert {"ro", "nosuid"} <= m["mount_opts"], m
     assert out.splitlines()[-1] == "refused"
     assert not (vault / "vol" / "no").exists()
+
+
+@needs_userns
+def test_userns_bind_source_keeps_the_host_mounts_locked_flags(ctx, run_container):
+    """The source is opened in the container's mount namespace, where the
+    user namespace locked the host mount's flags: a container root with
+    CAP_SYS_ADMIN cannot remount a read-only, nosuid host mount writable or
+    suid through its bind mount."""
+    vault = vault_with_volume(ctx)
+    ro = vault / "vol"
+    subprocess.run(["mount", "--bind", ro, ro], check=True)
+    ctx.cleanups.append(lambda: subprocess.run(["umount", "-l", str(ro)]))
+    subprocess.run(["mount", "-o", "remount,bind,ro,nosuid", ro], check=True)
+    c = userns_config("mount -o remount,bind,ro,nosuid,noexec /mnt/vol && echo can-remount; "
+                      "mount -o remount,bind,rw /mnt/vol 2>/dev/null && echo REMOUNTED-RW; "
+                      "mount -o remount,bind,ro,suid /mnt/vol 2>/dev/null && echo REMOUNTED-SUID; "
+                      "touch /mnt/vol/x 2>/dev/null && echo WROTE; cat /mnt/vol/data")
+    admin = ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]
+    for k in c["process"]["capabilities"]:
+        c["process"]["capabilities"][k] = list(admin)
+    bind(c, ro, "/mnt/vol", "rbind")
+    rc, out, err = run_container(c, owner=(USERNS_HOST_ID, USERNS_HOST_ID))
+    assert rc == 0, err
+    # It may remount (adding flags is allowed), but not drop a locked one.
+    assert out.splitlines() == ["can-remount", "volume data"], out
+    assert not (ro / "x").exists()
 
 
 @needs_userns
