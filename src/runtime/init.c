@@ -224,7 +224,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 		return r;
 	if ((r = rootfs_mounts_init(&mm, s->n_mounts)) < 0)
 		return r;
-	if ((o->flags & INIT_USERNS) && (r = receive_mount_sources(sync, s, &mm)) < 0)
+	if ((o->flags & INIT_MOUNT_SOURCES) && (r = receive_mount_sources(sync, s, &mm)) < 0)
 		return r;
 	if ((r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS, &mm)) < 0)
 		return r;

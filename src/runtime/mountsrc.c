@@ -17,7 +17,26 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
+
+bool runtime_opens_mount_sources(const oci_spec *s)
+{
+	if (!s->linux.ns[NS_USER].present)
+		return false;
+	/* setns into a mount namespace needs CAP_SYS_ADMIN and CAP_SYS_CHROOT
+	 * where we are: root, or root of the user namespace of a rootless
+	 * engine (podman's). A runtime run by a plain user has neither, and
+	 * reaches no more than the container's root would: the init opens
+	 * the paths itself. */
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return false;
+	uint32_t want = (1u << CAP_SYS_ADMIN) | (1u << CAP_SYS_CHROOT);
+	return (d[0].effective & want) == want;
+}
 
 /* In the forked helper: enter mntns, open and send each source. Returns an
  * exit status: 0, or the errno that stopped it. */
