@@ -105,19 +105,29 @@ def test_userns_missing_bind_source_names_it(ctx, run_container):
 
 
 @needs_userns
-def test_userns_joined_by_path_bind_source_under_a_0700_directory(ctx, bundle):
-    """The slow path (a namespace joined by path, as containerd's CRI does for
-    the pod's network namespace and user namespace): the same volumes."""
+@pytest.mark.parametrize("joined", ["user+network", "network"])
+def test_userns_joined_by_path_bind_source_under_a_0700_directory(ctx, bundle, joined):
+    """The slow path (namespaces joined by path, as containerd's CRI does):
+    a container joining the pod's user and network namespaces, and a pod
+    sandbox joining the network namespace CNI made while creating its own
+    user namespace (Kubernetes hostUsers: false). The same volumes."""
     vault = vault_with_volume(ctx)
-    holder = bundle(userns_config("sleep 1000"), owner=(USERNS_HOST_ID, USERNS_HOST_ID))
+    holder_config = userns_config("sleep 1000") if joined == "user+network" else sh("sleep 1000")
+    holder = bundle(holder_config, owner=(USERNS_HOST_ID, USERNS_HOST_ID))
     ctx.create(holder).ok()
     pid = ctx.state(holder.id)["pid"]
     c = userns_config("cat /mnt/vol/data /mnt/single")
     c["linux"]["namespaces"] = [
-        {"type": "user", "path": f"/proc/{pid}/ns/user"},
         {"type": "network", "path": f"/proc/{pid}/ns/net"},
         {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-    # The maps stay: runc wants them, and checks them against the joined namespace.
+    if joined == "user+network":
+        # The maps stay: runc wants them, and checks them against the joined namespace.
+        c["linux"]["namespaces"].append({"type": "user", "path": f"/proc/{pid}/ns/user"})
+    else:
+        c["linux"]["namespaces"].append({"type": "user"})
+        # sysfs needs a network namespace of the container's user namespace.
+        c["mounts"] = [m for m in c["mounts"] if m["type"] != "sysfs"
+                       and m["destination"] != "/sys/fs/cgroup"]
     bind(c, vault / "vol", "/mnt/vol", "rbind", "rw")
     bind(c, vault / "single", "/mnt/single", "bind", "ro")
     b = bundle(c, owner=(USERNS_HOST_ID, USERNS_HOST_ID))
