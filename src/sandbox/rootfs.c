@@ -124,12 +124,6 @@ static void attr_from_flags(unsigned long set, unsigned long clear, struct mount
 	}
 }
 
-/* The bind is made on a detached clone of the source (open_tree), its flags
- * set on that clone, and only then attached onto the destination fd; the
- * propagation is set through the same fd afterwards. Nothing looks the
- * destination up again, so a tenant swapping it for a symlink or another
- * directory (in a rootfs shared with a running container) cannot make the
- * flags land on another mount. */
 /* "/dev", however spelled ("//dev/", "/dev/."). */
 static bool is_dev(const char *path)
 {
@@ -166,7 +160,13 @@ void rootfs_bind_source(const oci_spec *s, const spec_mount *m, char *buf, size_
 		snprintf(buf, size, "%s", source);
 }
 
-/* source_fd: the source opened by the runtime (or -1: open src here);
+/* The bind is made on a detached clone of the source (open_tree), its flags
+ * set on that clone, and only then attached onto the destination fd; the
+ * propagation is set through the same fd afterwards. Nothing looks the
+ * destination up again, so a tenant swapping it for a symlink or another
+ * directory (in a rootfs shared with a running container) cannot make the
+ * flags land on another mount.
+ * source_fd: the source opened by the runtime (or -1: open src here);
  * source_err: why the runtime could not open it. */
 static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd, int source_fd, int source_err,
 		      int *ret_late_ro)
@@ -463,16 +463,17 @@ static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bo
 
 int rootfs_mounts_init(rootfs_mounts *mm, size_t n)
 {
-	mm->n = n;
-	mm->source = calloc(n ? n : 1, sizeof *mm->source);
-	mm->source_err = calloc(n ? n : 1, sizeof *mm->source_err);
-	mm->late_ro = calloc(n ? n : 1, sizeof *mm->late_ro);
-	if (!mm->source || !mm->source_err || !mm->late_ro) {
-		rootfs_mounts_clear(mm);
+	int *source = calloc(n ? n : 1, sizeof *source), *source_err = calloc(n ? n : 1, sizeof *source_err),
+	    *late_ro = calloc(n ? n : 1, sizeof *late_ro);
+	if (!source || !source_err || !late_ro) {
+		free(source);
+		free(source_err);
+		free(late_ro);
 		return err_set(ENOMEM, "mounts");
 	}
 	for (size_t i = 0; i < n; i++)
-		mm->source[i] = mm->late_ro[i] = -1;
+		source[i] = late_ro[i] = -1;
+	*mm = (rootfs_mounts){ .n = n, .source = source, .source_err = source_err, .late_ro = late_ro };
 	return 0;
 }
 
