@@ -186,7 +186,7 @@ static int receive_mount_sources(int sync, const oci_spec *s, rootfs_mounts *mm)
 		if (m.len == sizeof ms)
 			memcpy(&ms, m.data, sizeof ms);
 		if (m.len != sizeof ms || ms.index >= s->n_mounts || !rootfs_mount_is_bind(&s->mounts[ms.index]) ||
-		    mm->source[ms.index] >= 0 || mm->source_err[ms.index] || (ms.err == 0) != (m.fd >= 0)) {
+		    mm->source[ms.index] >= 0 || mm->source_err[ms.index] || (ms.err && m.fd >= 0)) {
 			sync_msg_clear(&m);
 			return err_set(EPROTO, "bad bind mount source from the runtime");
 		}

@@ -6,9 +6,14 @@
  * root, opens each source (O_PATH) for it, in the init's own mount
  * namespace: the fd names the init's copy of the source mount, which the
  * init may clone (open_tree needs a mount of its own namespace), and which
- * keeps the flags the user namespace locked on it (nosuid, nodev, ro). The
- * path is looked up as the init would have: from the root of that
- * namespace, following symlinks. */
+ * keeps the flags the user namespace locked on it (nosuid, nodev, ro).
+ *
+ * Host root's reach stops at symlinks: the runtime follows only those that
+ * belong to it (root, or the rootless engine's root) and are not in procfs.
+ * A path through any other symlink (one the container's user made in its
+ * volume, /proc/self) is left to the init, which opens it with the
+ * container's root's rights, as it always did: whoever controls such a
+ * symlink cannot point the runtime at a file only host root may reach. */
 #include "internal.h"
 #include "sync.h"
 #include "sandbox/rootfs.h"
@@ -17,9 +22,12 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 
 bool runtime_opens_mount_sources(const oci_spec *s)
 {
@@ -38,6 +46,80 @@ bool runtime_opens_mount_sources(const oci_spec *s)
 	return (d[0].effective & want) == want;
 }
 
+#define MAX_SYMLINKS 40
+
+/* Resolve path from the root, component by component, following only the
+ * symlinks we own outside procfs. Returns an O_PATH fd, -EXDEV at any other
+ * symlink (the init looks the path up itself), or -errno. */
+static int open_source(const char *path)
+{
+	char rest[PATH_MAX], tmp[PATH_MAX], target[PATH_MAX];
+	if (!*path)
+		return -ENOENT;
+	if (path[0] != '/')
+		return -EXDEV; /* relative to the init's cwd */
+	if (snprintf(rest, sizeof rest, "%s", path) >= (int)sizeof rest)
+		return -ENAMETOOLONG;
+	int cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -errno;
+	unsigned links = 0;
+	char *p = rest;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return cur;
+		char *end = strchrnul(p, '/');
+		bool last = !*end || !end[strspn(end, "/")];
+		if (*end)
+			*end++ = '\0';
+		const char *name = p;
+		p = end;
+		if (!strcmp(name, "."))
+			continue;
+		int next = openat(cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		struct statfs sfs;
+		if (next < 0 || fstat(next, &st) < 0) {
+			int e = errno;
+			if (next >= 0)
+				close(next);
+			close(cur);
+			return -e;
+		}
+		if (!S_ISLNK(st.st_mode)) {
+			close(cur);
+			cur = next;
+			if (!last && !S_ISDIR(st.st_mode)) {
+				close(cur);
+				return -ENOTDIR;
+			}
+			continue;
+		}
+		ssize_t n = -1;
+		bool ours = st.st_uid == geteuid() && fstatfs(next, &sfs) == 0 && sfs.f_type != PROC_SUPER_MAGIC &&
+			    ++links <= MAX_SYMLINKS && (n = readlinkat(next, "", target, sizeof target - 1)) > 0;
+		close(next);
+		if (!ours) {
+			close(cur);
+			return links > MAX_SYMLINKS ? -ELOOP : -EXDEV;
+		}
+		target[n] = '\0';
+		if (snprintf(tmp, sizeof tmp, "%s/%s", target, p) >= (int)sizeof tmp) {
+			close(cur);
+			return -ENAMETOOLONG;
+		}
+		memcpy(rest, tmp, sizeof rest);
+		p = rest;
+		if (target[0] == '/') {
+			close(cur);
+			if ((cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+				return -errno;
+		}
+	}
+}
+
 /* In the forked helper: enter mntns, open and send each source. Returns an
  * exit status: 0, or the errno that stopped it. */
 static int helper(int sync, const oci_spec *s, char *const *paths, int mntns)
@@ -47,8 +129,9 @@ static int helper(int sync, const oci_spec *s, char *const *paths, int mntns)
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		if (!paths[i])
 			continue;
-		int fd = open(paths[i], O_PATH | O_CLOEXEC);
-		struct sync_mount_source ms = { (uint32_t)i, fd < 0 ? errno : 0 };
+		int fd = open_source(paths[i]);
+		/* err 0 and no fd: the init looks this one up itself. */
+		struct sync_mount_source ms = { (uint32_t)i, fd >= 0 || fd == -EXDEV ? 0 : -fd };
 		int r = sync_send(sync, SYNC_MOUNT_SOURCE, &ms, sizeof ms, fd);
 		if (fd >= 0)
 			close(fd);

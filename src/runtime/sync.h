@@ -23,7 +23,7 @@ enum sync_type {
 /* One bind source, in the order of mounts[] (runtime/mountsrc.c). */
 struct sync_mount_source {
 	uint32_t index; /* in mounts[] */
-	int32_t err;    /* errno of the open, or 0 and the fd is attached */
+	int32_t err;    /* errno of the open; 0: the fd is attached, or with none the init opens the path */
 };
 
 struct sync_msg {

@@ -69,6 +69,45 @@ def test_userns_bind_source_keeps_its_options(ctx, run_container):
 
 
 @needs_userns
+def test_userns_bind_source_through_a_hosts_symlink(ctx, run_container):
+    """A symlink of the host's (root's) on the way is followed, as root: a
+    kubelet or storage directory moved to another disk and linked back."""
+    vault = vault_with_volume(ctx)
+    os.symlink(vault, ctx.dir / "storage")
+    c = userns_config("cat /mnt/vol/data")
+    bind(c, ctx.dir / "storage" / "vol", "/mnt/vol", "rbind")
+    rc, out, err = run_container(c, owner=(USERNS_HOST_ID, USERNS_HOST_ID))
+    assert rc == 0, err
+    assert out == "volume data\n"
+
+
+@needs_userns
+@pytest.mark.xfail_runtime("runc", reason="runc opens bind sources as host root following every "
+                           "symlink: one the container's user left in its volume leads it to a "
+                           "file only host root may reach")
+def test_userns_symlink_the_container_planted_is_not_followed_as_host_root(ctx, run_container):
+    """SECURITY: the container's root plants a symlink in its volume; a later
+    bundle binds a path through it (a subPath-style volume). The runtime,
+    host root, must not follow it into the 0700 directory: the path is
+    looked up with the container's root's rights, as before, and is refused."""
+    vault = vault_with_volume(ctx)
+    (vault / "secret").write_text("host secret\n")
+    os.chmod(vault / "secret", 0o644)
+    tenant_vol = ctx.hostdir("tenant-vol", 0o755)
+    os.chown(tenant_vol, USERNS_HOST_ID, USERNS_HOST_ID)
+    c = userns_config(f"ln -s {vault}/secret /mnt/vol/sub && echo planted")
+    bind(c, tenant_vol, "/mnt/vol", "rbind")
+    rc, out, err = run_container(c, owner=(USERNS_HOST_ID, USERNS_HOST_ID))
+    assert rc == 0 and out == "planted\n", err
+    assert os.lstat(tenant_vol / "sub").st_uid == USERNS_HOST_ID
+    c = userns_config("cat /mnt/sub")
+    bind(c, tenant_vol / "sub", "/mnt/sub", "bind")
+    rc, out, err = run_container(c, owner=(USERNS_HOST_ID, USERNS_HOST_ID))
+    assert "host secret" not in out
+    assert rc != 0 and "Permission denied" in err, err
+
+
+@needs_userns
 def test_userns_bind_source_keeps_the_host_mounts_locked_flags(ctx, run_container):
     """The source is opened in the container's mount namespace, where the
     user namespace locked the host mount's flags: a container root with
