@@ -579,7 +579,8 @@ static int send_config(int sync, const oci_spec *s, struct child_args *ca, const
 		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) |
 		   (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0) |
 		   (s->linux.ns[NS_PID].path ? INIT_SHARED_PIDNS : 0) |
-		   (ca->slow ? INIT_SLOW : 0) | (ca->slow && ca->userns_new ? INIT_USERNS_NEW : 0);
+		   (ca->slow ? INIT_SLOW : 0) | (ca->slow && ca->userns_new ? INIT_USERNS_NEW : 0) |
+		   (runtime_opens_mount_sources(s) ? INIT_MOUNT_SOURCES : 0);
 	io.fifo_fd = ca->fifo_fd;
 	for (int t = 0; t < NS__MAX; t++)
 		io.ns_fds[t] = ca->slow ? ca->ns_fds[t] : -1;
@@ -663,6 +664,12 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 				return err_set(-r, "resume the container init");
 			break;
 		}
+		case SYNC_MOUNT_SOURCES:
+			r = runtime_send_mount_sources(sync, s, m.fd);
+			sync_msg_clear(&m);
+			if (r < 0)
+				return init_error_first(sync, r);
+			break;
 		case SYNC_LISTENER:
 			r = runtime_send_listener(s, o->id, "creating", c->init, s->bundle, m.fd);
 			sync_msg_clear(&m);

@@ -162,6 +162,42 @@ static int wait_mapped(int sync)
 	return 0;
 }
 
+/* With a user namespace of its own the container's root may not reach a
+ * bind source: the runtime opens them in our mount namespace (mountsrc.c)
+ * and rootfs_mount_all mounts from those fds. */
+static int receive_mount_sources(int sync, const oci_spec *s, rootfs_mounts *mm)
+{
+	size_t want = 0;
+	for (size_t i = 0; i < s->n_mounts; i++)
+		want += rootfs_mount_is_bind(&s->mounts[i]);
+	if (!want)
+		return 0;
+	_cleanup_close_ int ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (ns < 0)
+		return err_set(errno, "open our mount namespace");
+	int r = sync_send(sync, SYNC_MOUNT_SOURCES, NULL, 0, ns);
+	if (r < 0)
+		return err_set(-r, "ask the runtime for the bind mount sources");
+	for (size_t k = 0; k < want; k++) {
+		struct sync_msg m;
+		struct sync_mount_source ms;
+		if ((r = expect_stashing(sync, SYNC_MOUNT_SOURCE, &m)) < 0)
+			return r;
+		if (m.len == sizeof ms)
+			memcpy(&ms, m.data, sizeof ms);
+		if (m.len != sizeof ms || ms.index >= s->n_mounts || !rootfs_mount_is_bind(&s->mounts[ms.index]) ||
+		    mm->source[ms.index] >= 0 || mm->source_err[ms.index] || (ms.err && m.fd >= 0)) {
+			sync_msg_clear(&m);
+			return err_set(EPROTO, "bad bind mount source from the runtime");
+		}
+		mm->source[ms.index] = m.fd;
+		mm->source_err[ms.index] = ms.err;
+		m.fd = -1;
+		sync_msg_clear(&m);
+	}
+	return 0;
+}
+
 static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_prog *prog, bool *prog_loaded)
 {
 	int r;
@@ -170,6 +206,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	bool userns = (o->flags & INIT_USERNS) || userns_rootless();
 	_cleanup_close_ int rootfd = -1;
 	_cleanup_close_ int slave = -1;
+	_cleanup_(rootfs_mounts_clear) rootfs_mounts mm = { 0 };
 	if (o->flags & INIT_EXEC) {
 		/* In the container's namespaces (exec_enter): / is its root. */
 		if (s->process.terminal) {
@@ -185,7 +222,11 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	}
 	if ((r = rootfs_prepare(s, o->flags & INIT_MOUNTNS, &rootfd)) < 0)
 		return r;
-	if ((r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS)) < 0)
+	if ((r = rootfs_mounts_init(&mm, s->n_mounts)) < 0)
+		return r;
+	if ((o->flags & INIT_MOUNT_SOURCES) && (r = receive_mount_sources(sync, s, &mm)) < 0)
+		return r;
+	if ((r = rootfs_mount_all(s, rootfd, userns, o->flags & INIT_CGROUPNS, &mm)) < 0)
 		return r;
 	char slave_path[64] = "";
 	if (s->process.terminal) {
@@ -216,7 +257,7 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 		return r;
 	if ((r = apply_sysctl(s)) < 0 || (r = set_names(s)) < 0)
 		return r;
-	if ((r = rootfs_finalize(s)) < 0)
+	if ((r = rootfs_finalize(s, &mm)) < 0)
 		return r;
 	if (s->process.cwd) {
 		struct stat st;

@@ -16,6 +16,7 @@ enum {
 	INIT_SHARED_PIDNS = 1 << 7,   /* create into a pid namespace joined by path */
 	INIT_SLOW = 1 << 8,           /* re-executed before any namespace: join/create them (slow_enter) */
 	INIT_USERNS_NEW = 1 << 9,     /* slow path: unshare a user namespace, the runtime writes its maps */
+	INIT_MOUNT_SOURCES = 1 << 10, /* ask the runtime to open the bind sources (SYNC_MOUNT_SOURCES) */
 };
 
 /* Fixed-size options the runtime sends to the init (SYNC_OPTS). */
@@ -62,6 +63,13 @@ int runtime_join_namespaces(const oci_spec *s, const int ns_fds[NS__MAX], bool s
 int runtime_late_namespaces(const oci_spec *s);
 int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX]);
 int runtime_connect_unix(const char *path);
+/* SYNC_MOUNT_SOURCES: open every bind source of s, as the runtime, in the
+ * mount namespace mntns (the init's), and send each to the init as a
+ * SYNC_MOUNT_SOURCE (mountsrc.c). */
+int runtime_send_mount_sources(int sync, const oci_spec *s, int mntns);
+/* Whether the runtime does that for s (INIT_MOUNT_SOURCES): the container
+ * has a user namespace and we may enter its mount namespace. */
+bool runtime_opens_mount_sources(const oci_spec *s);
 /* Compile (or take from <root>/.cache/seccomp) and send SYNC_SECCOMP. */
 int runtime_send_seccomp(int sync, const oci_spec *s, const char *root);
 /* Hand the seccomp notify fd and the containerProcessState to listenerPath. */

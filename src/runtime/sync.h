@@ -16,6 +16,14 @@ enum sync_type {
 	SYNC_LISTENER,       /* init -> runtime: seccomp listener fd attached */
 	SYNC_READY,          /* init -> runtime: created, waiting for start */
 	SYNC_ERROR,          /* either way: payload is the error message */
+	SYNC_MOUNT_SOURCES,  /* init -> runtime: open the bind sources; fd: the init's mount namespace */
+	SYNC_MOUNT_SOURCE,   /* runtime -> init: struct sync_mount_source, fd: the source (O_PATH) or none */
+};
+
+/* One bind source, in the order of mounts[] (runtime/mountsrc.c). */
+struct sync_mount_source {
+	uint32_t index; /* in mounts[] */
+	int32_t err;    /* errno of the open; 0: the fd is attached, or with none the init opens the path */
 };
 
 struct sync_msg {

@@ -96,7 +96,19 @@ static int run_one(const spec_hook *h, const char *state, int *ret_status)
 		return err_set(e, "fork");
 	}
 	if (pid == 0) {
-		dup2(pipefd[0], 0);
+		/* The state on stdin; fd 0 may already be the pipe (the
+		 * runtime started without stdin), then it only loses its
+		 * close-on-exec flag. */
+		if (pipefd[0] == 0)
+			(void)fcntl(0, F_SETFD, 0);
+		else
+			dup2(pipefd[0], 0);
+		/* Nothing but stdio reaches the hook: not an fd our caller left
+		 * open (delete's, start's), not the fds --preserve-fds keeps for
+		 * the container process (the init marks them inheritable before
+		 * startContainer hooks run). */
+		if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+			_exit(127);
 		signal(SIGPIPE, SIG_DFL);
 		sigset_t none;
 		sigemptyset(&none);

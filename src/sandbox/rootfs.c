@@ -1,6 +1,7 @@
 /* The container's filesystem view: rootfs, mounts, devices, pivot_root,
  * masked and read-only paths (see rootfs.h). */
 #include "rootfs.h"
+#include "rootfs-internal.h"
 #include "cgroup.h"
 #include "util/err.h"
 #include "util/cleanup.h"
@@ -123,23 +124,61 @@ static void attr_from_flags(unsigned long set, unsigned long clear, struct mount
 	}
 }
 
+/* "/dev", however spelled ("//dev/", "/dev/."). */
+static bool is_dev(const char *path)
+{
+	const char *p = path;
+	while (*p == '/')
+		p++;
+	if (strncmp(p, "dev", 3) || (p[3] && p[3] != '/'))
+		return false;
+	for (p += 3; *p; p++)
+		if (*p != '/' && !(p[0] == '.' && (p[1] == '/' || !p[1])))
+			return false;
+	return true;
+}
+
+/* A read-only /dev, or tmpfs, is mounted writable and made read-only last:
+ * devices, /dev/pts, a secret under a read-only /run go beneath it first. */
+static bool ro_later(const spec_mount *m, bool bind)
+{
+	return (m->opts.flags & MS_RDONLY) && !m->opts.recursive_ro &&
+	       (is_dev(m->destination) || (!bind && !strcmp(m->type, "tmpfs")));
+}
+
+bool rootfs_mount_is_bind(const spec_mount *m)
+{
+	return m->opts.bind || (m->type && !strcmp(m->type, "bind"));
+}
+
+void rootfs_bind_source(const oci_spec *s, const spec_mount *m, char *buf, size_t size)
+{
+	const char *source = m->source ? m->source : "";
+	if (source[0] != '/' && s->bundle)
+		snprintf(buf, size, "%s/%s", s->bundle, source);
+	else
+		snprintf(buf, size, "%s", source);
+}
+
 /* The bind is made on a detached clone of the source (open_tree), its flags
  * set on that clone, and only then attached onto the destination fd; the
  * propagation is set through the same fd afterwards. Nothing looks the
  * destination up again, so a tenant swapping it for a symlink or another
  * directory (in a rootfs shared with a running container) cannot make the
- * flags land on another mount. */
-static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
+ * flags land on another mount.
+ * source_fd: the source opened by the runtime (or -1: open src here);
+ * source_err: why the runtime could not open it. */
+static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd, int source_fd, int source_err,
+		      int *ret_late_ro)
 {
 	char src[PATH_MAX], fp[FDPATH_MAX];
-	const char *source = m->source ? m->source : "";
-	if (source[0] != '/' && s->bundle)
-		snprintf(src, sizeof src, "%s/%s", s->bundle, source);
-	else
-		snprintf(src, sizeof src, "%s", source);
+	rootfs_bind_source(s, m, src, sizeof src);
+	if (source_err)
+		return err_set(source_err, "mount %s: source '%s'", m->destination, src);
 	const spec_mount_opts *o = &m->opts;
-	_cleanup_close_ int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src,
-						OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->rec ? AT_RECURSIVE : 0));
+	unsigned fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (o->rec ? AT_RECURSIVE : 0);
+	_cleanup_close_ int tree = source_fd >= 0 ? (int)syscall(SYS_open_tree, source_fd, "", fl | AT_EMPTY_PATH)
+						  : (int)syscall(SYS_open_tree, AT_FDCWD, src, fl);
 	if (tree < 0)
 		return err_set(errno, "mount %s: source '%s'", m->destination, src);
 	struct stat st;
@@ -149,7 +188,8 @@ static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
 	if (tfd < 0)
 		return err_set(-tfd, "mount %s: resolve destination in rootfs", m->destination);
 	struct mount_attr a;
-	attr_from_flags(o->flags, o->clear, &a);
+	bool late = ro_later(m, true);
+	attr_from_flags(o->flags & ~(late ? MS_RDONLY : 0UL), o->clear, &a);
 	if (o->recursive_ro)
 		a.attr_set |= MOUNT_ATTR_RDONLY;
 	if ((a.attr_set || a.attr_clr) &&
@@ -160,6 +200,8 @@ static int bind_mount(const oci_spec *s, const spec_mount *m, int rootfd)
 	/* tree now names the attached mount itself. */
 	if (o->propagation && mount(NULL, fdpath(fp, tree), NULL, o->propagation, NULL) < 0)
 		return err_set(errno, "set propagation of %s", m->destination);
+	if (late)
+		*ret_late_ro = TAKE_FD(tree);
 	return 0;
 }
 
@@ -363,7 +405,7 @@ static int fs_new_mount(const spec_mount *m, bool keep_rw, int *ret_mnt)
 	return 0;
 }
 
-static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bool cgroupns)
+static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bool cgroupns, int *ret_late_ro)
 {
 	char fp[FDPATH_MAX];
 	const spec_mount_opts *o = &m->opts;
@@ -387,8 +429,9 @@ static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bo
 		return r < 0 ? err_wrap(r, "mount %s", m->destination) : 0;
 	}
 	bool copyup = o->tmpcopyup && !strcmp(type, "tmpfs");
+	bool late = ro_later(m, false);
 	_cleanup_close_ int mnt = -1;
-	int r = fs_new_mount(m, copyup, &mnt);
+	int r = fs_new_mount(m, late, &mnt);
 	if (r < 0) {
 		if (!strcmp(type, "sysfs") && (r == -EPERM || r == -EACCES) && userns) {
 			/* sysfs needs a network namespace owned by our user
@@ -407,28 +450,87 @@ static int fs_mount(const spec_mount *m, size_t idx, int rootfd, bool userns, bo
 			return err_set(errno, "mount %s: open it for tmpcopyup", m->destination);
 		if ((r = tmpfs_copy_up(under, top, m->destination)) < 0)
 			return r;
-		struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
-		if ((o->flags & MS_RDONLY) && mount_setattr_fd(mnt, "", AT_EMPTY_PATH, &a) < 0)
-			return err_set(errno, "mount %s: make it read-only", m->destination);
 	}
 	if (attach_fd(mnt, tfd) < 0)
 		return err_set(errno, "mount %s on %s", type, m->destination);
 	/* mnt now names the attached mount itself. */
 	if (o->propagation && mount(NULL, fdpath(fp, mnt), NULL, o->propagation, NULL) < 0)
 		return err_set(errno, "set propagation of %s", m->destination);
+	if (late)
+		*ret_late_ro = TAKE_FD(mnt);
 	return 0;
 }
 
-int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns)
+int rootfs_mounts_init(rootfs_mounts *mm, size_t n)
 {
+	int *source = calloc(n ? n : 1, sizeof *source), *source_err = calloc(n ? n : 1, sizeof *source_err),
+	    *late_ro = calloc(n ? n : 1, sizeof *late_ro);
+	if (!source || !source_err || !late_ro) {
+		free(source);
+		free(source_err);
+		free(late_ro);
+		return err_set(ENOMEM, "mounts");
+	}
+	for (size_t i = 0; i < n; i++)
+		source[i] = late_ro[i] = -1;
+	*mm = (rootfs_mounts){ .n = n, .source = source, .source_err = source_err, .late_ro = late_ro };
+	return 0;
+}
+
+static void close_all(int *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		if (v[i] >= 0) {
+			close(v[i]);
+			v[i] = -1;
+		}
+}
+
+void rootfs_mounts_clear(rootfs_mounts *mm)
+{
+	close_all(mm->source, mm->n);
+	close_all(mm->late_ro, mm->n);
+	free(mm->source);
+	free(mm->source_err);
+	free(mm->late_ro);
+	mm->source = mm->source_err = mm->late_ro = NULL;
+	mm->n = 0;
+}
+
+/* The mount (an fd on it, attached) made read-only now that it is filled:
+ * the mount, and for a filesystem of its own (not a bind) the superblock
+ * too, as a mount made "ro" at once would be. */
+static int make_late_ro(const spec_mount *m, int mnt)
+{
+	if (!rootfs_mount_is_bind(m)) {
+		_cleanup_close_ int fs = (int)syscall(SYS_fspick, mnt, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC);
+		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) < 0)
+			return err_set(errno, "mount %s: make it read-only", m->destination);
+	}
+	struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+	if (mount_setattr_fd(mnt, "", AT_EMPTY_PATH, &a) < 0)
+		return err_set(errno, "mount %s: make it read-only", m->destination);
+	return 0;
+}
+
+int rootfs_mount_all(const oci_spec *s, int rootfd, bool userns, bool cgroupns, rootfs_mounts *mm)
+{
+	if (mm->n != s->n_mounts)
+		return err_set(EINVAL, "mounts: %zu entries, %zu slots", s->n_mounts, mm->n);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const spec_mount *m = &s->mounts[i];
-		bool bind = m->opts.bind || (m->type && !strcmp(m->type, "bind"));
+		bool bind = rootfs_mount_is_bind(m);
 		if (!bind && !m->type)
 			return err_set(0, "mounts[%zu]: no type and not a bind mount", i);
 		if (m->n_uid_mappings || m->n_gid_mappings || m->opts.idmap || m->opts.ridmap)
 			return err_set(EOPNOTSUPP, "mounts[%zu] (%s): idmapped mounts", i, m->destination);
-		int r = bind ? bind_mount(s, m, rootfd) : fs_mount(m, i, rootfd, userns, cgroupns);
+		int r = bind ? bind_mount(s, m, rootfd, mm->source[i], mm->source_err[i], &mm->late_ro[i])
+			     : fs_mount(m, i, rootfd, userns, cgroupns, &mm->late_ro[i]);
+		if (mm->source[i] >= 0) {
+			close(mm->source[i]);
+			mm->source[i] = -1;
+		}
 		if (r < 0)
 			return r;
 	}
@@ -593,6 +695,9 @@ int rootfs_pivot(const oci_spec *s, int rootfd, bool no_pivot, bool mountns)
 		if (chroot(".") < 0)
 			return err_set(errno, "chroot into rootfs");
 	} else if (no_pivot) {
+		int r = rootfs_hide_host_kernfs(rootfd);
+		if (r < 0)
+			return r;
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			return err_set(errno, "move rootfs to /");
 		if (chroot(".") < 0)
@@ -650,7 +755,7 @@ static int readonly_path(int root, const char *path)
 	return r < 0 ? err_set(-r, "linux.readonlyPaths: make %s read-only", path) : 0;
 }
 
-int rootfs_finalize(const oci_spec *s)
+int rootfs_finalize(const oci_spec *s, rootfs_mounts *mm)
 {
 	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
@@ -662,6 +767,14 @@ int rootfs_finalize(const oci_spec *s)
 	for (size_t i = 0; i < s->linux.n_readonly_paths; i++)
 		if ((r = readonly_path(root, s->linux.readonly_paths[i])) < 0)
 			return r;
+	for (size_t i = 0; i < mm->n && i < s->n_mounts; i++) {
+		if (mm->late_ro[i] < 0)
+			continue;
+		if ((r = make_late_ro(&s->mounts[i], mm->late_ro[i])) < 0)
+			return r;
+		close(mm->late_ro[i]);
+		mm->late_ro[i] = -1;
+	}
 	if (s->root_readonly) {
 		struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
 		if (mount_setattr_fd(AT_FDCWD, "/", 0, &a) < 0)
