@@ -9,6 +9,7 @@
 #include "sandbox/selfexe.h"
 #include "sandbox/userns.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include <dirent.h>
@@ -733,7 +734,7 @@ static bool rootless_cgroup_skip(int r, const char *consequence)
 {
 	if (!userns_rootless() || (r != -EACCES && r != -EPERM && r != -EROFS && r != -ENOENT && r != -EOPNOTSUPP))
 		return false;
-	fprintf(stderr, "isola-oci: warning: rootless: %s; %s\n", err_msg(), consequence);
+	log_warnf("rootless: %s; %s", err_msg(), consequence);
 	err_clear();
 	return true;
 }

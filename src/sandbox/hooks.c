@@ -1,6 +1,7 @@
 /* OCI hooks (see hooks.h). */
 #include "hooks.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
 #include <fcntl.h>
@@ -169,7 +170,7 @@ int hooks_run(const oci_spec *s, int kind, const char *state_json, bool keep_goi
 			continue;
 		if (!keep_going)
 			return r;
-		fprintf(stderr, "isola-oci: warning: %s\n", err_msg());
+		log_warnf("%s", err_msg());
 		if (!first) {
 			first = r;
 			snprintf(msg, sizeof msg, "%s", err_msg());
