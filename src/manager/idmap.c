@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 
 int64_t idmap_first_free(const struct idmap_range *taken, size_t n, int64_t start, int64_t end, int64_t count)
 {

@@ -9,7 +9,6 @@
 #include <stdio.h>
 
 /* A refusal of bad input: the message says it all, no strerror appended. */
-#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 
 static inline const char *archive_msg(struct archive *a)
 {

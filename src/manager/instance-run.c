@@ -30,7 +30,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* ---- host facts ----------------------------------------------------------- */

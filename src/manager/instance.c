@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 #define DEFAULT_STATE_DIR "/var/lib/isola"
 #define DEFAULT_RUN_DIR "/run/isola"
 

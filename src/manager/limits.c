@@ -10,7 +10,6 @@
 #include <string.h>
 
 /* A refusal without strerror() in the message, returning -errnum. */
-#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 
 #define MEMORY_MIN (4ULL << 20)
 #define DISK_MIN (16ULL << 20)

@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 #ifndef EXT4_IOC_RESIZE_FS
 #define EXT4_IOC_RESIZE_FS _IOW('f', 16, __u64)
 #endif

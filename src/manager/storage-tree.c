@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 /* A refusal: the message says it all, no strerror appended. */
-#define err_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))
 #define OPEN_LEVELS 16
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 

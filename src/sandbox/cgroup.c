@@ -734,11 +734,9 @@ int cgroup_create(const char *path, const char *id, cgroup **ret)
 	*ret = TAKE_PTR(cg);
 	return 0;
 fail:;
-	_cleanup_free_ char *msg = strdup(err_msg());
+	err_saved saved = err_save();
 	(void)cgroup_destroy(cg); /* undo: removes only what this call made */
-	if (msg)
-		err_set(0, "%s", msg);
-	return r;
+	return err_restore(&saved, r);
 }
 
 /* ---- processes ---- */
