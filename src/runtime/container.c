@@ -753,6 +753,8 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 
 	if ((r = valid_id(o->id)) < 0)
 		return r;
+	if (o->preserve_fds < 0 || o->preserve_fds > RUNTIME_PRESERVE_FDS_MAX)
+		return err_set(EINVAL, "--preserve-fds: %d is not a count from 0 to %d", o->preserve_fds, RUNTIME_PRESERVE_FDS_MAX);
 	if ((r = spec_load_bundle(o->bundle ? o->bundle : ".", &s, &raw, &rawlen)) < 0)
 		return r;
 	ca.s = s;

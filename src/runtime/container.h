@@ -10,6 +10,9 @@
 enum container_status { ST_CREATING, ST_CREATED, ST_RUNNING, ST_PAUSED, ST_STOPPED };
 extern const char *const container_status_names[];
 
+/* Most fds after 0-2 that --preserve-fds may pass on. */
+#define RUNTIME_PRESERVE_FDS_MAX 65536
+
 struct create_opts {
 	const char *root;           /* state root, e.g. /run/isola-oci */
 	const char *id;

@@ -291,6 +291,10 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 		ca.ns_fds[t] = -1;
 	pid_t child = 0;
 
+	if (o->preserve_fds < 0 || o->preserve_fds > RUNTIME_PRESERVE_FDS_MAX) {
+		r = err_set(EINVAL, "--preserve-fds: %d is not a count from 0 to %d", o->preserve_fds, RUNTIME_PRESERVE_FDS_MAX);
+		goto out;
+	}
 	if (st.status != ST_CREATED && st.status != ST_RUNNING) {
 		r = err_set(0, "cannot exec in container \"%s\": it is %s", o->id, container_status_names[st.status]);
 		goto out;

@@ -66,6 +66,17 @@ static const mount_opt mount_opts[] = {
 	{ "rnosymfollow", O_UNSUPPORTED, 0 }, { "rsymfollow", O_UNSUPPORTED, 0 },
 };
 
+const char *spec_mount_option_name(size_t i)
+{
+	/* the keywords the runtime implements, in table order; idmap and
+	 * ridmap are parsed only so that the refusal names the mount */
+	for (size_t k = 0; k < ARRAY_SIZE(mount_opts); k++)
+		if (mount_opts[k].kind != O_UNSUPPORTED && mount_opts[k].kind != O_IDMAP &&
+		    mount_opts[k].kind != O_RIDMAP && i-- == 0)
+			return mount_opts[k].name;
+	return NULL;
+}
+
 static const mount_opt *lookup(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(mount_opts); i++)

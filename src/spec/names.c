@@ -45,6 +45,11 @@ int spec_cap_from_name(const char *name)
 	return index_of(cap_names, ARRAY_SIZE(cap_names), name);
 }
 
+const char *spec_cap_name(int cap)
+{
+	return cap >= 0 && (size_t)cap < ARRAY_SIZE(cap_names) ? cap_names[cap] : NULL;
+}
+
 int spec_rlimit_from_name(const char *name)
 {
 	return index_of(rlimit_names, ARRAY_SIZE(rlimit_names), name);

@@ -227,6 +227,9 @@ int spec_parse_mem_size(const char *s, int64_t *ret);
 /* Mount option keywords (pure table lookup, spec/mountopts.c). Returns 0 or
  * -EINVAL with err_msg() naming the unknown option. */
 int spec_mount_opts_parse(char *const *options, spec_mount_opts *out);
+/* The i-th mount option keyword the runtime implements (features), NULL
+ * past the last. */
+const char *spec_mount_option_name(size_t i);
 /* "rprivate", "shared", ... -> MS_* flags, 0 if unknown. */
 unsigned long spec_propagation_from_name(const char *name);
 
@@ -235,4 +238,6 @@ char *spec_default_json(bool rootless);
 
 /* Look up a capability name ("CAP_SYS_ADMIN") -> number, -1 if unknown. */
 int spec_cap_from_name(const char *name);
+/* Number -> "CAP_SYS_ADMIN", NULL past the last capability the runtime knows. */
+const char *spec_cap_name(int cap);
 int spec_rlimit_from_name(const char *name);

@@ -323,3 +323,17 @@ def test_relative_bundle_path_stored_absolute(ctx, bundle):
     st = ctx.state(b.id)
     assert os.path.isabs(st["bundle"])
     assert os.path.realpath(st["bundle"]) == os.path.realpath(b.path)
+
+
+@pytest.mark.parametrize("value", ["-3", "abc", "", "65537", "1x"])
+def test_preserve_fds_is_validated_alike_in_create_and_exec(ctx, bundle, value):
+    """One parser for --preserve-fds: a bad count is a usage error naming
+    the option in create, run and exec alike (exec took atoi's guess)."""
+    b = bundle(default_config(["sleep", "1000"]))
+    for args in (["create", "--preserve-fds", value, "--bundle", b.path, b.id + "-x"],
+                 ["run", "--preserve-fds", value, "--bundle", b.path, b.id + "-y"]):
+        r = ctx.run(*args)
+        assert r.rc != 0 and "--preserve-fds" in r.err, str(r)
+    ctx.create(b).ok()
+    r = ctx.run("exec", "--preserve-fds", value, b.id, "true")
+    assert r.rc != 0 and "--preserve-fds" in r.err, str(r)

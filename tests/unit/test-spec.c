@@ -801,8 +801,29 @@ static void test_load_bundle(void)
 	CHECK_INT(chdir(cwd), 0);
 }
 
+/* What `features` lists comes from the parser's tables: every name it
+ * gives is accepted by the parser, and every capability number has one. */
+static void test_feature_tables(void)
+{
+	size_t n = 0;
+	for (size_t i = 0; spec_mount_option_name(i); i++, n++) {
+		char *opts[] = { (char *)spec_mount_option_name(i), NULL };
+		spec_mount_opts mo;
+		memset(&mo, 0, sizeof mo);
+		CHECK_INT(spec_mount_opts_parse(opts, &mo), 0);
+		free(mo.data);
+	}
+	CHECK(n >= 40);
+	int c = 0;
+	for (; spec_cap_name(c); c++)
+		CHECK_INT(spec_cap_from_name(spec_cap_name(c)), c);
+	CHECK_INT(c, 41);
+	CHECK(spec_cap_name(-1) == NULL);
+}
+
 int main(void)
 {
+	test_feature_tables();
 	test_default();
 	test_errors();
 	test_syntax();

@@ -57,7 +57,13 @@ int cmd_exec(int argc, char **argv)
 		case 'P': pid_file = optarg; break;
 		case 'n': o.no_new_privs = true; break;
 		case 'c': if (push(&caps, &n_caps, optarg) < 0) return fail_cmd(-ENOMEM); break;
-		case 'f': o.preserve_fds = atoi(optarg); break;
+		case 'f':
+		{
+			int e = parse_preserve_fds("exec", optarg, &o.preserve_fds);
+			if (e)
+				return e;
+			break;
+		}
 		case 'l': case 'i': break; /* SELinux labels are ignored where SELinux is off */
 		case 'a': return usage_error("exec", "--apparmor: AppArmor is not supported by isola-oci");
 		case 'C': return usage_error("exec", "--cgroup: sub-cgroups for exec are not supported");

@@ -22,6 +22,8 @@ int cmd_exec(int argc, char **argv);
  * 1.1 flags and output formats). */
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+/* --preserve-fds N for create, run and exec alike (usage error otherwise). */
+int parse_preserve_fds(const char *cmd, const char *arg, int *ret);
 int cmd_update(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_events(int argc, char **argv);

@@ -126,6 +126,17 @@ int parse_signal(const char *s)
 
 /* ---- option parsing helpers ---------------------------------------- */
 
+int parse_preserve_fds(const char *cmd, const char *arg, int *ret)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(arg, &end, 10);
+	if (!*arg || *end || errno || n < 0 || n > RUNTIME_PRESERVE_FDS_MAX)
+		return usage_error(cmd, "--preserve-fds: not a count from 0 to %d: \"%s\"", RUNTIME_PRESERVE_FDS_MAX, arg);
+	*ret = (int)n;
+	return 0;
+}
+
 int usage_error(const char *cmd, const char *fmt, ...)
 {
 	char buf[512];
@@ -157,12 +168,11 @@ static int cmd_create_or_run(int argc, char **argv, bool run)
 		case 'p': o.pid_file = optarg; break;
 		case 'c': o.console_socket = optarg; break;
 		case 'n': o.no_pivot = true; break;
-		case 'f': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-			if (*end || n < 0 || n > 65536)
-				return usage_error(cmd, "--preserve-fds: not a count: \"%s\"", optarg);
-			o.preserve_fds = (int)n;
+		case 'f':
+		{
+			int e = parse_preserve_fds(cmd, optarg, &o.preserve_fds);
+			if (e)
+				return e;
 			break;
 		}
 		case 'd': detach = true; break;
@@ -365,30 +375,13 @@ static int cmd_features(int argc, char **argv)
 	json_t *ns = json_array();
 	for (int t = 0; t < NS__MAX; t++)
 		json_array_append_new(ns, json_string(spec_ns_names[t]));
+	/* From the parser's own tables: what features says is what create takes. */
 	json_t *caps = json_array();
-	for (int c = 0; c < 64; c++) {
-		static const char *const names[] = {
-			"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-			"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-			"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-			"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-			"CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-			"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-			"CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-			"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-		};
-		if ((size_t)c < ARRAY_SIZE(names))
-			json_array_append_new(caps, json_string(names[c]));
-	}
-	static const char *const mount_opts[] = {
-		"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand", "noatime",
-		"nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid", "private",
-		"rbind", "relatime", "remount", "ro", "rprivate", "rro", "rshared", "rslave", "runbindable", "rw",
-		"shared", "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable",
-	};
+	for (int c = 0; spec_cap_name(c); c++)
+		json_array_append_new(caps, json_string(spec_cap_name(c)));
 	json_t *mo = json_array();
-	for (size_t i = 0; i < ARRAY_SIZE(mount_opts); i++)
-		json_array_append_new(mo, json_string(mount_opts[i]));
+	for (size_t i = 0; spec_mount_option_name(i); i++)
+		json_array_append_new(mo, json_string(spec_mount_option_name(i)));
 	json_t *o = json_pack(
 		"{s:s, s:s, s:[ssssss], s:o, s:{s:o, s:o, s:{s:b, s:b, s:b}, s:{s:b, s:b}, s:{s:b}, s:{s:b}}, s:{s:s}}",
 		"ociVersionMin", "1.0.0", "ociVersionMax", ISOLA_OCI_VERSION,
