@@ -338,6 +338,10 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	if (!a->slow) {
 		if (child_wait_go(a->sync) < 0)
 			_exit(1);
+		/* Before anything else and before the cgroup namespace, whose
+		 * root is the cgroup we are in. */
+		if (a->join && (r = cgroup_join_self(a->join)) < 0)
+			goto fail;
 		if ((r = runtime_late_namespaces(a->s)) < 0)
 			goto fail;
 	}
@@ -396,7 +400,20 @@ int runtime_fork_pidns(int sync)
 static pid_t runtime_clone_child(struct child_args *a, int clone_flags)
 {
 	struct clone_args ca = { .flags = (uint64_t)clone_flags, .exit_signal = SIGCHLD };
+	if (a->join && a->join->v2_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)a->join->v2_fd;
+	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid < 0 && a->join) {
+		/* The cgroup refused a new process (pids.max, a cgroup with
+		 * controllers below it) or clone3 did: the runtime moves the
+		 * child afterwards, and says why that fails. */
+		a->join = NULL;
+		ca.flags = (uint64_t)clone_flags;
+		ca.cgroup = 0;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	}
 	if (pid == 0)
 		child_main(a);
 	return pid < 0 ? -errno : pid;
@@ -617,7 +634,7 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 	if (ca->userns_new && (r = userns_write_maps(c->child, s->linux.uid_mappings, s->linux.n_uid_mappings,
 						     s->linux.gid_mappings, s->linux.n_gid_mappings)) < 0)
 		return r;
-	if (c->cg && (r = cgroup_enter(c->cg, c->child)) < 0)
+	if (c->cg && !ca->join && (r = cgroup_enter(c->cg, c->child)) < 0)
 		return err_wrap(r, "linux.cgroupsPath");
 	if ((r = sync_send(sync, SYNC_MAPPED, NULL, 0, -1)) < 0)
 		return err_set(-r, "start the container init");
@@ -819,7 +836,17 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		ca.unshare_flags = flags & ~CLONE_NEWUSER;
 		flags = 0;
 	}
+	/* Fast path: the child joins the cgroup itself (cgroup.h). Where the
+	 * files cannot be opened (a delegated cgroup), the runtime moves it. */
+	cgroup_join join = CGROUP_JOIN_INIT;
+	if (c.cg && !ca.slow) {
+		if (cgroup_join_open(c.cg, &join) == 0)
+			ca.join = &join;
+		err_clear();
+	}
 	pid_t pid = runtime_spawn_child(&ca, flags, &sync);
+	/* The child has its copies; ca.join stays set: the child joins. */
+	cgroup_join_close(&join);
 	if (pid < 0) {
 		r = (int)pid;
 		goto out;

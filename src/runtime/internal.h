@@ -43,6 +43,9 @@ struct child_args {
 	int unshare_flags;  /* namespaces the child still has to create itself */
 	bool slow;          /* re-executes at once; the init joins and creates the namespaces */
 	bool userns_new;
+	/* Fast path: the child is cloned into the cgroup2 directory and joins
+	 * the v1 hierarchies itself (cgroup.h); NULL: the runtime moves it. */
+	const struct cgroup_join *join;
 };
 
 /* Open the protected handle on the runtime binary (a->exe_fd, closed by the
