@@ -37,6 +37,7 @@ const char *const container_status_names[] = { "creating", "created", "running",
 #define FIFO_FILE "exec.fifo"
 #define STATUS_FIFO "status.fifo"
 #define CONFIG_COPY "config.json"
+#define CONFIG_STAGED ".config.json.staged"
 
 /* ---- state file ---------------------------------------------------- */
 
@@ -345,7 +346,9 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		if ((r = runtime_late_namespaces(a->s)) < 0)
 			goto fail;
 	}
-	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd };
+	/* Fast path: the init inherits the binary's handle too and drops the
+	 * last reference once created, off the runtime's way (send_config). */
+	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd, a->slow ? -1 : a->exe_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
 		if (keep[i] >= 0)
 			(void)fcntl(keep[i], F_SETFD, 0);
@@ -603,6 +606,11 @@ static int send_config(int sync, const oci_spec *s, struct child_args *ca, const
 	io.unshare_flags = ca->slow ? ca->unshare_flags : 0;
 	io.status_fd = ca->status_fd;
 	io.console_fd = ca->console_fd;
+	/* Closing the last handle on the detached read-only mount of the
+	 * binary dissolves the mount and waits for an expedited RCU grace
+	 * period: the init does it after SYNC_READY, while the runtime
+	 * records the state, not the runtime while the init waits for it. */
+	io.exe_fd = ca->slow ? -1 : ca->exe_fd;
 	io.preserve_fds = o->preserve_fds;
 	snprintf(io.id, sizeof io.id, "%s", o->id);
 	snprintf(io.bundle, sizeof io.bundle, "%s", s->bundle);
@@ -611,6 +619,18 @@ static int send_config(int sync, const oci_spec *s, struct child_args *ca, const
 	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
 		return init_error_first(sync, err_set(-r, "send the configuration to the container init"));
 	return 0;
+}
+
+/* Write and sync dirfd/name (the first half of write_file_atomic_at). */
+static int stage_file(int dirfd, const char *name, const void *data, size_t len)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return err_set(errno, "create '%s'", name);
+	int r = write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	return r < 0 ? err_set(-r, "write '%s'", name) : 0;
 }
 
 /* The runtime's side of create. Fast path: the child has every namespace;
@@ -665,6 +685,10 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		if ((r = runtime_send_seccomp(sync, s, o->root)) < 0)
 			return init_error_first(sync, r);
 	}
+	/* Meanwhile too: the config copy, under a name nothing reads; create
+	 * renames it into place once the init is ready. */
+	if ((r = stage_file(c->statefd, CONFIG_STAGED, raw, rawlen)) < 0)
+		return r;
 	for (;;) {
 		r = sync_recv(sync, &m);
 		if (r < 0)
@@ -851,13 +875,21 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		r = (int)pid;
 		goto out;
 	}
+	if (!ca.slow && ca.exe_fd >= 0) {
+		/* Not the last reference: the child keeps its copy (send_config). */
+		close(ca.exe_fd);
+		ca.exe_fd = -1;
+	}
 	c.child = pid;
 	if ((r = handshake(sync, s, &ca, &c, raw, rawlen, o)) < 0)
 		goto out;
 	unsigned long long starttime = proc_starttime(c.init);
-	/* Kept for start (prestart, poststart), exec, update and delete. */
-	if ((r = write_file_atomic_at(c.statefd, CONFIG_COPY, raw, rawlen, 0600)) < 0)
+	/* Kept for start (prestart, poststart), exec, update and delete;
+	 * written and synced during the handshake. */
+	if (renameat(c.statefd, CONFIG_STAGED, c.statefd, CONFIG_COPY) < 0) {
+		r = err_set(errno, "write '%s'", CONFIG_COPY);
 		goto out;
+	}
 	if ((r = write_state(c.statefd, o->id, "created", c.init, starttime, s->bundle, s->root_path, created,
 			     c.cg ? cgroup_path(c.cg) : "", s)) < 0)
 		goto out;

@@ -298,7 +298,7 @@ static int install_filter(int sync, seccomp_prog *prog)
 int container_init_main(int sync)
 {
 	struct sync_msg cfg = { 0 }, om = { 0 };
-	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1 };
+	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1, .exe_fd = -1 };
 	_cleanup_free_ char *exe = NULL;
 	char **env = NULL; /* process.env + HOME; lives until execve */
 	oci_spec *s = NULL;
@@ -322,7 +322,7 @@ int container_init_main(int sync)
 	}
 	memcpy(&o, om.data, sizeof o);
 	/* Inherited across the re-exec; hooks run from here must not keep them. */
-	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd };
+	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd, o.exe_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(mine); i++)
 		if (mine[i] >= 0)
 			(void)fcntl(mine[i], F_SETFD, FD_CLOEXEC);
@@ -407,6 +407,10 @@ int container_init_main(int sync)
 		}
 		close(sync);
 		sync = -1;
+		/* The runtime records the state meanwhile (container.c, send_config). */
+		if (o.exe_fd >= 0)
+			close(o.exe_fd);
+		o.exe_fd = -1;
 		sync_msg_clear(&cfg);
 		sync_msg_clear(&om);
 		/* Created: everything below runs after `start`. */

@@ -26,6 +26,8 @@ struct init_opts {
 	int32_t console_fd;    /* connected console socket or -1 */
 	int32_t preserve_fds;
 	int32_t unshare_flags; /* slow path: namespaces to create after joining ns_fds */
+	int32_t exe_fd;        /* fast path: the protected runtime binary we were executed
+	                          from (selfexe.c), closed once created; or -1 */
 	int32_t ns_fds[NS__MAX]; /* exec: namespaces the init joins after the re-exec, or -1 */
 	char id[256];
 	char bundle[PATH_MAX];
