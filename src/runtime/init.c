@@ -321,6 +321,8 @@ int container_init_main(int sync)
 		goto fail;
 	}
 	memcpy(&o, om.data, sizeof o);
+	if (o.flags & INIT_SLOW)
+		o.exe_fd = -1; /* only the fast path hands the binary's handle on */
 	/* Inherited across the re-exec; hooks run from here must not keep them. */
 	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd, o.exe_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(mine); i++)
