@@ -757,32 +757,32 @@ int cgroup_enter(cgroup *cg, pid_t pid)
 
 int cgroup_join_open(const cgroup *cg, cgroup_join *ret)
 {
-	cgroup_join j = { .cg = cg, .v2_fd = -1, .tasks = calloc(cg->n ? cg->n : 1, sizeof(int)) };
+	cgroup_join j = { .cg = cg, .v2_fd = -1, .tasks = malloc((cg->n ? cg->n : 1) * sizeof(int)) };
 	if (!j.tasks)
 		return err_set(ENOMEM, "cgroup");
 	for (size_t i = 0; i < cg->n; i++)
 		j.tasks[i] = -1;
-	*ret = j;
 	for (size_t i = 0; i < cg->n; i++) {
 		const struct cg_dir *d = &cg->d[i];
 		_cleanup_free_ char *tasks = NULL;
 		if (!d->h->v2 && asprintf(&tasks, "%s/tasks", d->path) < 0) {
 			tasks = NULL;
-			cgroup_join_close(ret);
+			cgroup_join_close(&j);
 			return err_set(ENOMEM, "cgroup");
 		}
 		const char *p = tasks ? tasks : d->path;
 		int fd = open(p, tasks ? O_WRONLY | O_CLOEXEC : O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) {
 			int e = errno;
-			cgroup_join_close(ret);
+			cgroup_join_close(&j);
 			return err_set(e, "cgroup: open '%s'", p);
 		}
-		if (d->h->v2)
-			ret->v2_fd = fd;
+		if (tasks)
+			j.tasks[i] = fd;
 		else
-			ret->tasks[i] = fd;
+			j.v2_fd = fd;
 	}
+	*ret = j;
 	return 0;
 }
 

@@ -33,7 +33,8 @@ int cgroup_enter(cgroup *cg, pid_t pid);
  * writer after a quiet moment waits for a full RCU grace period, 5-20 ms on
  * a VM): cgroup2 by clone3(CLONE_INTO_CGROUP) with v2_fd, and each v1
  * hierarchy by the process itself writing "0" (the calling thread) to the
- * hierarchy's `tasks` file, which kernels since 5.12 do without that lock.
+ * hierarchy's `tasks` file, which kernels since 5.12 do without that lock
+ * ("cgroup: Optimize single thread migration"; older ones take it).
  * The files are opened by the runtime (the kernel checks the opener's
  * credentials), before the clone. */
 typedef struct cgroup_join {
