@@ -326,8 +326,9 @@ int runtime_late_namespaces(const oci_spec *s)
  * runtime over the sync socket.
  *
  * Fast path: clone3 made every namespace; once the runtime has written the
- * id maps and moved us into the cgroup, finish and re-execute.
- * Slow path (namespaces joined by path, and exec): re-execute at once, in
+ * id maps, join the cgroup, finish and re-execute.
+ * Slow path (namespaces joined by path, and exec): join the cgroup (create
+ * only; exec's runtime moves its child) and re-execute at once, in
  * the host's namespaces with the host's credentials, so that the kernel
  * ties the new image to the host's user namespace; the init joins and
  * creates the namespaces afterwards (init.c, slow_enter). Joining first
@@ -336,7 +337,12 @@ int runtime_late_namespaces(const oci_spec *s)
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
 	int r = 0;
-	if (!a->slow) {
+	if (a->slow) {
+		/* Still the runtime's image, in the host's namespaces: the init
+		 * runs in the cgroup from its first instruction. */
+		if (a->join && (r = cgroup_join_self(a->join)) < 0)
+			goto fail;
+	} else {
 		if (child_wait_go(a->sync) < 0)
 			_exit(1);
 		/* Before anything else and before the cgroup namespace, whose
@@ -634,11 +640,12 @@ static int stage_file(int dirfd, const char *name, const void *data, size_t len)
 }
 
 /* The runtime's side of create. Fast path: the child has every namespace;
- * write its id maps, put it in the cgroup, let it re-execute, send it the
- * config. Slow path: the child has re-executed at once and reads the config
- * first; it asks for its id maps after unsharing the user namespace, waits
- * to be put in the cgroup, and reports the pid it forked into the pid
- * namespace. */
+ * write its id maps, let it join the cgroup and re-execute, send it the
+ * config. Slow path: the child has joined the cgroup and re-executed at
+ * once and reads the config first; it asks for its id maps after unsharing
+ * the user namespace, waits for the go, and reports the pid it forked into
+ * the pid namespace. Where the child could not join (ca->join NULL), the
+ * runtime moves it into the cgroup before the go. */
 static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct create_ctx *c,
 		     const char *raw, size_t rawlen, const struct create_opts *o)
 {
@@ -657,7 +664,7 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 	if (c->cg && !ca->join && (r = cgroup_enter(c->cg, c->child)) < 0)
 		return err_wrap(r, "linux.cgroupsPath");
 	if ((r = sync_send(sync, SYNC_MAPPED, NULL, 0, -1)) < 0)
-		return err_set(-r, "start the container init");
+		return init_error_first(sync, err_set(-r, "start the container init"));
 	c->init = c->child;
 	if (ca->slow && s->linux.ns[NS_PID].present) {
 		if ((r = sync_expect(sync, SYNC_PID, &m)) < 0)
@@ -860,10 +867,10 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		ca.unshare_flags = flags & ~CLONE_NEWUSER;
 		flags = 0;
 	}
-	/* Fast path: the child joins the cgroup itself (cgroup.h). Where the
-	 * files cannot be opened (a delegated cgroup), the runtime moves it. */
+	/* The child joins the cgroup itself (cgroup.h). Where the files
+	 * cannot be opened (a delegated cgroup), the runtime moves it. */
 	cgroup_join join = CGROUP_JOIN_INIT;
-	if (c.cg && !ca.slow) {
+	if (c.cg) {
 		if (cgroup_join_open(c.cg, &join) == 0)
 			ca.join = &join;
 		err_clear();

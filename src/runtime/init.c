@@ -117,7 +117,8 @@ static int wait_mapped(int sync);
  * host's user namespace (non-dumpable, it cannot be ptraced from a user
  * namespace below). Join the namespaces given by path, user namespace
  * first; create the rest (a new user namespace gets its id maps from the
- * runtime); wait to be moved into the cgroup; then fork into the pid
+ * runtime); wait for the go (by then we are in the cgroup: joined before
+ * the re-exec, or moved by the runtime); then fork into the pid
  * namespace. exec joins the container's mount namespace before that fork:
  * by the time any process of the container can see this one, its root and
  * cwd are the container's and it holds no host fd but its stdio and the
