@@ -4,6 +4,7 @@
 # under reaper.py. All runtimes run the same bundles, one after the other.
 # Environment (set by run.sh): BENCH_WORK BENCH_ID BENCH_RAW BENCH_RUNTIMES
 #   BENCH_RUNS BENCH_ROUNDS BENCH_WARMUP BENCH_RSS_RUNS BENCH_MANY BENCH_CASES
+#   BENCH_LATENCY_ROUNDS BENCH_LATENCY_GAP
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -116,6 +117,32 @@ fi
 
 wanted run && bench run "\`run\` of /bin/true, default config (create + start + wait + delete)" \
 	"" "$rt_cmd run --bundle $W/bundle-true $ID-run" "$ctl {rt} absent $ID-run"
+
+# latency NAME GAP WHAT: `run` of /bin/true through latency.py, one run per
+# runtime per round, the runtimes' order rotated every round, GAP ms idle
+# before each run (0: none). No runtime runs twice in a row, so none finds
+# the host as its own previous run left it (the back-to-back `run` case does).
+latency() {
+	local name=$1 gap=$2 what=$3 rt specs=()
+	section "$name: $what"
+	for rt in "${runtimes[@]}"; do
+		if check "$rt" "" "$rt_cmd run --bundle $W/bundle-true $ID-lat-{rt}" "$ctl {rt} absent $ID-lat-{rt}"; then
+			specs+=("$rt=$W/bin/$rt")
+		else
+			: >"$RAW/$name.$rt.failed"
+		fi
+	done
+	((${#specs[@]})) || return 0
+	/usr/bin/python3 "$here/latency.py" --bundle "$W/bundle-true" --root "$W/root" --id "$ID-lat" \
+		--rounds "$BENCH_LATENCY_ROUNDS" --gap "$gap" --out "$RAW/$name.json" "${specs[@]}" |
+		sed 's/^/  /' || echo "  $name: a runtime failed during the measurement"
+}
+
+wanted latency && latency latency 0 \
+	"\`run\` of /bin/true, runtimes interleaved ($BENCH_LATENCY_ROUNDS rounds, order rotated every round)"
+
+wanted latency-paced && latency latency-paced "$BENCH_LATENCY_GAP" \
+	"\`run\` of /bin/true, interleaved and paced: $BENCH_LATENCY_GAP ms idle before each run ($BENCH_LATENCY_ROUNDS rounds)"
 
 wanted run-seccomp && bench run-seccomp "\`run\` of /bin/true with a default seccomp profile ($(cat "$W/seccomp.count") allowed syscalls)" \
 	"" "$rt_cmd run --bundle $W/bundle-seccomp $ID-sec" "$ctl {rt} absent $ID-sec"

@@ -4,10 +4,15 @@
 # Usage: bench/run.sh BUILD   (BUILD holds isola-oci and rootfs/)
 # Knobs (environment), defaults first:
 #   BENCH_RUNTIMES="isola-oci runc crun"  which runtimes, in this order
-#   BENCH_CASES="probe run run-seccomp create start delete delete-force rss many"
+#   BENCH_CASES="probe run latency latency-paced run-seccomp create start delete
+#     delete-force rss many instances"  (instances: bench/instances.sh at the end)
 #   BENCH_RUNS=50 BENCH_ROUNDS=2 BENCH_WARMUP=3  hyperfine runs per runtime and
 #     case, split in rounds of alternating order; warm-up runs per round
+#   BENCH_LATENCY_ROUNDS=40 BENCH_LATENCY_GAP=50  rounds of the interleaved
+#     and paced `run` cases (one run per runtime each), idle ms before each paced run
 #   BENCH_RSS_RUNS=20 BENCH_MANY=200
+#   BENCH_STATE=tmpfs  the runtimes' state roots (--root) on a tmpfs, as /run on
+#     a real host; "disk": on the file system of /tmp
 #   BENCH_SECCOMP=tests/data/seccomp-default.json  a profile file, or
 #     "generate" for bench/seccomp-profile.py's (also used when the file is absent)
 #   ISOLA_OCI=BUILD/isola-oci RUNC=/usr/sbin/runc CRUN=/usr/bin/crun
@@ -33,12 +38,17 @@ export BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 export BENCH_WARMUP=${BENCH_WARMUP:-3}
 export BENCH_RSS_RUNS=${BENCH_RSS_RUNS:-20}
 export BENCH_MANY=${BENCH_MANY:-200}
-export BENCH_CASES=${BENCH_CASES:-probe run run-seccomp create start delete delete-force rss many}
+export BENCH_LATENCY_ROUNDS=${BENCH_LATENCY_ROUNDS:-40}
+export BENCH_LATENCY_GAP=${BENCH_LATENCY_GAP:-50}
+export BENCH_STATE=${BENCH_STATE:-tmpfs}
+export BENCH_CASES=${BENCH_CASES:-probe run latency latency-paced run-seccomp create start delete delete-force rss many instances}
 requested=${BENCH_RUNTIMES:-isola-oci runc crun}
 
 [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ && $BENCH_ROUNDS =~ ^[1-9][0-9]*$ && $BENCH_WARMUP =~ ^[0-9]+$ &&
-	$BENCH_RSS_RUNS =~ ^[1-9][0-9]*$ && $BENCH_MANY =~ ^[1-9][0-9]*$ ]] ||
-	die "BENCH_RUNS, BENCH_ROUNDS, BENCH_WARMUP, BENCH_RSS_RUNS and BENCH_MANY must be numbers"
+	$BENCH_RSS_RUNS =~ ^[1-9][0-9]*$ && $BENCH_MANY =~ ^[1-9][0-9]*$ &&
+	$BENCH_LATENCY_ROUNDS =~ ^[1-9][0-9]*$ && $BENCH_LATENCY_GAP =~ ^[1-9][0-9]*$ ]] ||
+	die "BENCH_RUNS, BENCH_ROUNDS, BENCH_WARMUP, BENCH_RSS_RUNS, BENCH_MANY, BENCH_LATENCY_ROUNDS and BENCH_LATENCY_GAP must be numbers"
+[[ $BENCH_STATE == tmpfs || $BENCH_STATE == disk ]] || die "BENCH_STATE must be tmpfs or disk, not '$BENCH_STATE'"
 ((EUID == 0)) || die "must run as root (containers, cgroups, mount namespaces)"
 for tool in hyperfine /usr/bin/time unshare mountpoint /usr/bin/python3; do
 	command -v "$tool" >/dev/null || die "$tool not found: run make deps"
@@ -126,15 +136,29 @@ for rt in "${runtimes[@]}"; do
 done
 echo "  $(hyperfine --version); per runtime and case: $BENCH_RUNS runs in $BENCH_ROUNDS round(s), runtimes' order alternating, $BENCH_WARMUP warm-up runs per round"
 echo "  seccomp profile: $profile_desc ($(cat "$work/seccomp.count") allowed syscalls)"
+if [[ $BENCH_STATE == tmpfs ]]; then
+	echo "  state roots (--root): a tmpfs, as /run on a real host"
+else
+	echo "  state roots (--root): $(findmnt -n -o FSTYPE -T "$work/root") under $work (BENCH_STATE=disk)"
+fi
 
 # crun 1.8.1 refuses a hybrid cgroup host; with the cgroup2 mount point gone
 # (in a private mount namespace only) every runtime sees plain cgroup v1.
+# The state roots get a tmpfs there: the default --root of all three is
+# under /run, a tmpfs on real hosts, where fsync costs nothing.
 status=0
+# shellcheck disable=SC2016 # expanded by the inner sh
 unshare -m --propagation private sh -c '
 	if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified || exit 1; fi
+	if [ "$BENCH_STATE" = tmpfs ]; then
+		mount -t tmpfs -o mode=0700,size=64m isola-bench-state "$BENCH_WORK/root" || exit 1
+		for rt in $BENCH_RUNTIMES; do mkdir "$BENCH_WORK/root/$rt" || exit 1; done
+	fi
 	exec "$@"' sh /usr/bin/python3 "$here/reaper.py" "$here/cases.sh" || status=$?
 
 /usr/bin/python3 "$here/summary.py" "$BENCH_RAW" "$build/bench-results" "${runtimes[@]}"
 # The instance manager against Debian's LXC (bench/instances.sh).
-"$here/instances.sh" "$build" || status=$?
+if [[ " $BENCH_CASES " == *" instances "* ]]; then
+	"$here/instances.sh" "$build" || status=$?
+fi
 exit $status

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Summarises one `make bench` run: medians per runtime and case, and the
-ratios isola-oci/crun and isola-oci/runc (below 1: isola-oci is faster or
-smaller). Reads hyperfine's --export-json files and the rss/many results from
-RAW; prints a Markdown table and writes it to OUT.md, the figures to OUT.json.
+"""Summarises one `make bench` run: medians per runtime and case (and the
+p90 of the interleaved and paced `run` cases), and the ratios isola-oci/crun
+and isola-oci/runc (below 1: isola-oci is faster or smaller). Reads
+hyperfine's --export-json files and the latency/rss/many results from RAW;
+prints a Markdown table and writes it to OUT.md, the figures to OUT.json.
 Usage: summary.py RAW OUT RT...
 """
 import glob
@@ -20,6 +21,12 @@ TIMED = [
     ("delete-force", "delete -f (running)", "ms"),
 ]
 
+
+# latency.py results: (case, label); the paced label gets the gap.
+LATENCY = [
+    ("latency", "run /bin/true, interleaved"),
+    ("latency-paced", "run /bin/true, interleaved, %g ms idle before each"),
+]
 
 FAILED = "failed"
 
@@ -50,6 +57,28 @@ def hyperfine_medians(raw, case):
     return medians
 
 
+def latency_rows(raw, runtimes, rows, figures):
+    """Median and p90 rows of the interleaved and paced cases."""
+    for case, label in LATENCY:
+        data = load(os.path.join(raw, case + ".json"))
+        failed = [rt for rt in runtimes if os.path.exists(os.path.join(raw, "%s.%s.failed" % (case, rt)))]
+        if not data and not failed:
+            continue
+        res = (data or {}).get("results", {})
+        if "%" in label:
+            label = label % (data or {}).get("gap_ms", 0)
+        figures[case] = data or {}
+        for key, name in (("median", label + ": median"), ("p90", "  p90")):
+            values = {}
+            for rt in runtimes:
+                r = res.get(rt)
+                if rt in failed or (r and "failed" in r):
+                    values[rt] = FAILED
+                elif r:
+                    values[rt] = r[key]
+            rows.append((name, "ms", values))
+
+
 def fmt(v):
     if abs(v) < 10:
         return "%.2f" % v
@@ -72,6 +101,8 @@ def main():
                 values[rt] = FAILED
         figures[case] = m
         rows.append((label, unit, values))
+        if case == "run":
+            latency_rows(raw, runtimes, rows, figures)
 
     rss = load(os.path.join(raw, "rss.json"))
     if rss:
@@ -119,7 +150,8 @@ def main():
                       "values": {rt: (None if v is FAILED else v) for rt, v in values.items()}})
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    note = ("Medians of the timed cases over all hyperfine runs of all rounds; peak RSS: median of the largest single process "
+    note = ("Medians of the timed cases over all hyperfine runs of all rounds; interleaved and paced run: median and p90 "
+            "(nearest rank) of one run per runtime per round; peak RSS: median of the largest single process "
             "of the runtime's tree; many: one sequential pass. Ratios below 1: isola-oci is faster or smaller.\n")
     print("\n=== summary\n")
     print(text + "\n" + note)

@@ -38,6 +38,7 @@ const char *const container_status_names[] = { "creating", "created", "running",
 #define FIFO_FILE "exec.fifo"
 #define STATUS_FIFO "status.fifo"
 #define CONFIG_COPY "config.json"
+#define CONFIG_STAGED ".config.json.staged"
 
 /* ---- state file ---------------------------------------------------- */
 
@@ -326,8 +327,9 @@ int runtime_late_namespaces(const oci_spec *s)
  * runtime over the sync socket.
  *
  * Fast path: clone3 made every namespace; once the runtime has written the
- * id maps and moved us into the cgroup, finish and re-execute.
- * Slow path (namespaces joined by path, and exec): re-execute at once, in
+ * id maps, join the cgroup, finish and re-execute.
+ * Slow path (namespaces joined by path, and exec): join the cgroup (create
+ * only; exec's runtime moves its child) and re-execute at once, in
  * the host's namespaces with the host's credentials, so that the kernel
  * ties the new image to the host's user namespace; the init joins and
  * creates the namespaces afterwards (init.c, slow_enter). Joining first
@@ -336,13 +338,24 @@ int runtime_late_namespaces(const oci_spec *s)
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
 	int r = 0;
-	if (!a->slow) {
+	if (a->slow) {
+		/* Still the runtime's image, in the host's namespaces: the init
+		 * runs in the cgroup from its first instruction. */
+		if (a->join && (r = cgroup_join_self(a->join)) < 0)
+			goto fail;
+	} else {
 		if (child_wait_go(a->sync) < 0)
 			_exit(1);
+		/* Before anything else and before the cgroup namespace, whose
+		 * root is the cgroup we are in. */
+		if (a->join && (r = cgroup_join_self(a->join)) < 0)
+			goto fail;
 		if ((r = runtime_late_namespaces(a->s)) < 0)
 			goto fail;
 	}
-	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd };
+	/* Fast path: the init inherits the binary's handle too and drops the
+	 * last reference once created, off the runtime's way (send_config). */
+	int keep[] = { a->sync, a->fifo_fd, a->status_fd, a->console_fd, a->slow ? -1 : a->exe_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
 		if (keep[i] >= 0)
 			(void)fcntl(keep[i], F_SETFD, 0);
@@ -397,7 +410,20 @@ int runtime_fork_pidns(int sync)
 static pid_t runtime_clone_child(struct child_args *a, int clone_flags)
 {
 	struct clone_args ca = { .flags = (uint64_t)clone_flags, .exit_signal = SIGCHLD };
+	if (a->join && a->join->v2_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)a->join->v2_fd;
+	}
 	pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid < 0 && a->join) {
+		/* The cgroup refused a new process (pids.max, a cgroup with
+		 * controllers below it) or clone3 did: the runtime moves the
+		 * child afterwards, and says why that fails. */
+		a->join = NULL;
+		ca.flags = (uint64_t)clone_flags;
+		ca.cgroup = 0;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	}
 	if (pid == 0)
 		child_main(a);
 	return pid < 0 ? -errno : pid;
@@ -588,6 +614,11 @@ static int send_config(int sync, const oci_spec *s, struct child_args *ca, const
 	io.unshare_flags = ca->slow ? ca->unshare_flags : 0;
 	io.status_fd = ca->status_fd;
 	io.console_fd = ca->console_fd;
+	/* Closing the last handle on the detached read-only mount of the
+	 * binary dissolves the mount and waits for an expedited RCU grace
+	 * period: the init does it after SYNC_READY, while the runtime
+	 * records the state, not the runtime while the init waits for it. */
+	io.exe_fd = ca->slow ? -1 : ca->exe_fd;
 	io.preserve_fds = o->preserve_fds;
 	snprintf(io.id, sizeof io.id, "%s", o->id);
 	snprintf(io.bundle, sizeof io.bundle, "%s", s->bundle);
@@ -598,12 +629,25 @@ static int send_config(int sync, const oci_spec *s, struct child_args *ca, const
 	return 0;
 }
 
+/* Write and sync dirfd/name (the first half of write_file_atomic_at). */
+static int stage_file(int dirfd, const char *name, const void *data, size_t len)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return err_set(errno, "create '%s'", name);
+	int r = write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	return r < 0 ? err_set(-r, "write '%s'", name) : 0;
+}
+
 /* The runtime's side of create. Fast path: the child has every namespace;
- * write its id maps, put it in the cgroup, let it re-execute, send it the
- * config. Slow path: the child has re-executed at once and reads the config
- * first; it asks for its id maps after unsharing the user namespace, waits
- * to be put in the cgroup, and reports the pid it forked into the pid
- * namespace. */
+ * write its id maps, let it join the cgroup and re-execute, send it the
+ * config. Slow path: the child has joined the cgroup and re-executed at
+ * once and reads the config first; it asks for its id maps after unsharing
+ * the user namespace, waits for the go, and reports the pid it forked into
+ * the pid namespace. Where the child could not join (ca->join NULL), the
+ * runtime moves it into the cgroup before the go. */
 static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct create_ctx *c,
 		     const char *raw, size_t rawlen, const struct create_opts *o)
 {
@@ -619,10 +663,10 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 	if (ca->userns_new && (r = userns_write_maps(c->child, s->linux.uid_mappings, s->linux.n_uid_mappings,
 						     s->linux.gid_mappings, s->linux.n_gid_mappings)) < 0)
 		return r;
-	if (c->cg && (r = cgroup_enter(c->cg, c->child)) < 0)
+	if (c->cg && !ca->join && (r = cgroup_enter(c->cg, c->child)) < 0)
 		return err_wrap(r, "linux.cgroupsPath");
 	if ((r = sync_send(sync, SYNC_MAPPED, NULL, 0, -1)) < 0)
-		return err_set(-r, "start the container init");
+		return init_error_first(sync, err_set(-r, "start the container init"));
 	c->init = c->child;
 	if (ca->slow && s->linux.ns[NS_PID].present) {
 		if ((r = sync_expect(sync, SYNC_PID, &m)) < 0)
@@ -650,6 +694,10 @@ static int handshake(int sync, const oci_spec *s, struct child_args *ca, struct 
 		if ((r = runtime_send_seccomp(sync, s, o->root)) < 0)
 			return init_error_first(sync, r);
 	}
+	/* Meanwhile too: the config copy, under a name nothing reads; create
+	 * renames it into place once the init is ready. */
+	if ((r = stage_file(c->statefd, CONFIG_STAGED, raw, rawlen)) < 0)
+		return r;
 	for (;;) {
 		r = sync_recv(sync, &m);
 		if (r < 0)
@@ -829,18 +877,36 @@ int container_create(const struct create_opts *o, pid_t *ret_pid)
 		ca.unshare_flags = flags & ~CLONE_NEWUSER;
 		flags = 0;
 	}
+	/* The child joins the cgroup itself (cgroup.h). Where the files
+	 * cannot be opened (a delegated cgroup), the runtime moves it. */
+	cgroup_join join = CGROUP_JOIN_INIT;
+	if (c.cg) {
+		if (cgroup_join_open(c.cg, &join) == 0)
+			ca.join = &join;
+		err_clear();
+	}
 	pid_t pid = runtime_spawn_child(&ca, flags, &sync);
+	/* The child has its copies; ca.join stays set: the child joins. */
+	cgroup_join_close(&join);
 	if (pid < 0) {
 		r = (int)pid;
 		goto out;
+	}
+	if (!ca.slow && ca.exe_fd >= 0) {
+		/* Not the last reference: the child keeps its copy (send_config). */
+		close(ca.exe_fd);
+		ca.exe_fd = -1;
 	}
 	c.child = pid;
 	if ((r = handshake(sync, s, &ca, &c, raw, rawlen, o)) < 0)
 		goto out;
 	unsigned long long starttime = proc_starttime(c.init);
-	/* Kept for start (prestart, poststart), exec, update and delete. */
-	if ((r = write_file_atomic_at(c.statefd, CONFIG_COPY, raw, rawlen, 0600)) < 0)
+	/* Kept for start (prestart, poststart), exec, update and delete;
+	 * written and synced during the handshake. */
+	if (renameat(c.statefd, CONFIG_STAGED, c.statefd, CONFIG_COPY) < 0) {
+		r = err_set(errno, "write '%s'", CONFIG_COPY);
 		goto out;
+	}
 	if ((r = write_state(c.statefd, o->id, "created", c.init, starttime, s->bundle, s->root_path, created,
 			     c.cg ? cgroup_path(c.cg) : "", s)) < 0)
 		goto out;

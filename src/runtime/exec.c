@@ -215,7 +215,7 @@ static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o
 	struct init_opts io = { 0 };
 	io.flags = INIT_EXEC | INIT_SLOW | (s->linux.ns[NS_USER].present ? INIT_USERNS : 0) |
 		   (s->linux.seccomp.present ? INIT_SECCOMP : 0) | (s->linux.ns[NS_MOUNT].present ? INIT_MOUNTNS : 0);
-	io.fifo_fd = io.status_fd = -1;
+	io.fifo_fd = io.status_fd = io.exe_fd = -1;
 	for (int t = 0; t < NS__MAX; t++)
 		io.ns_fds[t] = ns_fds[t];
 	io.console_fd = console_fd;

@@ -117,7 +117,8 @@ static int wait_mapped(int sync);
  * host's user namespace (non-dumpable, it cannot be ptraced from a user
  * namespace below). Join the namespaces given by path, user namespace
  * first; create the rest (a new user namespace gets its id maps from the
- * runtime); wait to be moved into the cgroup; then fork into the pid
+ * runtime); wait for the go (by then we are in the cgroup: joined before
+ * the re-exec, or moved by the runtime); then fork into the pid
  * namespace. exec joins the container's mount namespace before that fork:
  * by the time any process of the container can see this one, its root and
  * cwd are the container's and it holds no host fd but its stdio and the
@@ -339,7 +340,7 @@ static int install_filter(int sync, seccomp_prog *prog)
 int container_init_main(int sync)
 {
 	struct sync_msg cfg = { 0 }, om = { 0 };
-	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1 };
+	struct init_opts o = { .fifo_fd = -1, .status_fd = -1, .console_fd = -1, .exe_fd = -1 };
 	_cleanup_free_ char *exe = NULL;
 	char **env = NULL; /* process.env + HOME; lives until execve */
 	oci_spec *s = NULL;
@@ -362,8 +363,10 @@ int container_init_main(int sync)
 		goto fail;
 	}
 	memcpy(&o, om.data, sizeof o);
+	if (o.flags & INIT_SLOW)
+		o.exe_fd = -1; /* only the fast path hands the binary's handle on */
 	/* Inherited across the re-exec; hooks run from here must not keep them. */
-	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd };
+	int mine[] = { sync, o.fifo_fd, o.status_fd, o.console_fd, o.exe_fd };
 	for (size_t i = 0; i < ARRAY_SIZE(mine); i++)
 		if (mine[i] >= 0)
 			(void)fcntl(mine[i], F_SETFD, FD_CLOEXEC);
@@ -448,6 +451,10 @@ int container_init_main(int sync)
 		}
 		close(sync);
 		sync = -1;
+		/* The runtime records the state meanwhile (container.c, send_config). */
+		if (o.exe_fd >= 0)
+			close(o.exe_fd);
+		o.exe_fd = -1;
 		sync_msg_clear(&cfg);
 		sync_msg_clear(&om);
 		/* Created: everything below runs after `start`. */

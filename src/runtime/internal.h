@@ -27,6 +27,8 @@ struct init_opts {
 	int32_t console_fd;    /* connected console socket or -1 */
 	int32_t preserve_fds;
 	int32_t unshare_flags; /* slow path: namespaces to create after joining ns_fds */
+	int32_t exe_fd;        /* fast path: the protected runtime binary we were executed
+	                          from (selfexe.c), closed once created; or -1 */
 	int32_t ns_fds[NS__MAX]; /* exec: namespaces the init joins after the re-exec, or -1 */
 	char id[256];
 	char bundle[PATH_MAX];
@@ -44,6 +46,9 @@ struct child_args {
 	int unshare_flags;  /* namespaces the child still has to create itself */
 	bool slow;          /* re-executes at once; the init joins and creates the namespaces */
 	bool userns_new;
+	/* Fast path: the child is cloned into the cgroup2 directory and joins
+	 * the v1 hierarchies itself (cgroup.h); NULL: the runtime moves it. */
+	const struct cgroup_join *join;
 };
 
 /* Open the protected handle on the runtime binary (a->exe_fd, closed by the

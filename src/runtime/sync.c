@@ -3,6 +3,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,12 +11,14 @@
 
 struct hdr { uint32_t type, len; };
 
+/* Header and payload go in one sendmsg: one skb, so the reader frees it
+ * once and wakes the writer's socket once (see sync_recv). */
 int sync_send(int sock, uint32_t type, const void *data, size_t len, int fd)
 {
 	struct hdr h = { type, (uint32_t)len };
-	struct iovec iov = { &h, sizeof h };
+	struct iovec iov[2] = { { &h, sizeof h }, { (void *)data, len } };
 	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	if (fd >= 0) {
 		memset(&u, 0, sizeof u);
 		mh.msg_control = u.buf;
@@ -36,8 +39,22 @@ int sync_send(int sock, uint32_t type, const void *data, size_t len, int fd)
 		int r = write_all(sock, (char *)&h + n, sizeof h - (size_t)n);
 		if (r < 0)
 			return r;
+		n = sizeof h;
 	}
-	return len ? write_all(sock, data, len) : 0;
+	size_t sent = (size_t)n - sizeof h;
+	return sent < len ? write_all(sock, (const char *)data + sent, len - sent) : 0;
+}
+
+/* Wait for data with poll() rather than in recvmsg(): a task asleep in
+ * recvmsg() is woken each time the peer frees an skb it had been sent
+ * (the write-space wake-up shares the socket's wait queue), while poll()
+ * for POLLIN ignores those. Spurious wake-ups on a busy host each cost a
+ * trip through the run queue. */
+static void wait_readable(int sock)
+{
+	struct pollfd p = { sock, POLLIN, 0 };
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
 }
 
 int sync_recv(int sock, struct sync_msg *m)
@@ -48,6 +65,7 @@ int sync_recv(int sock, struct sync_msg *m)
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
 	m->data = NULL;
 	m->fd = -1;
+	wait_readable(sock);
 	ssize_t n;
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);

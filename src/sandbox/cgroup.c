@@ -753,6 +753,56 @@ int cgroup_enter(cgroup *cg, pid_t pid)
 	return 0;
 }
 
+int cgroup_join_open(const cgroup *cg, cgroup_join *ret)
+{
+	cgroup_join j = { .cg = cg, .v2_fd = -1, .tasks = malloc((cg->n ? cg->n : 1) * sizeof(int)) };
+	if (!j.tasks)
+		return err_set(ENOMEM, "cgroup");
+	for (size_t i = 0; i < cg->n; i++)
+		j.tasks[i] = -1;
+	for (size_t i = 0; i < cg->n; i++) {
+		const struct cg_dir *d = &cg->d[i];
+		_cleanup_free_ char *tasks = NULL;
+		if (!d->h->v2 && asprintf(&tasks, "%s/tasks", d->path) < 0) {
+			tasks = NULL;
+			cgroup_join_close(&j);
+			return err_set(ENOMEM, "cgroup");
+		}
+		const char *p = tasks ? tasks : d->path;
+		int fd = open(p, tasks ? O_WRONLY | O_CLOEXEC : O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			int e = errno;
+			cgroup_join_close(&j);
+			return err_set(e, "cgroup: open '%s'", p);
+		}
+		if (tasks)
+			j.tasks[i] = fd;
+		else
+			j.v2_fd = fd;
+	}
+	*ret = j;
+	return 0;
+}
+
+int cgroup_join_self(const cgroup_join *j)
+{
+	for (size_t i = 0; i < j->cg->n; i++)
+		if (j->tasks[i] >= 0 && write(j->tasks[i], "0", 1) != 1)
+			return err_set(errno, "cgroup: join '%s'", j->cg->d[i].path);
+	return 0;
+}
+
+void cgroup_join_close(cgroup_join *j)
+{
+	if (j->v2_fd >= 0)
+		close(j->v2_fd);
+	for (size_t i = 0; j->tasks && i < j->cg->n; i++)
+		if (j->tasks[i] >= 0)
+			close(j->tasks[i]);
+	free(j->tasks);
+	*j = (cgroup_join)CGROUP_JOIN_INIT;
+}
+
 struct pidv { pid_t *v; size_t n, cap; };
 
 static int collect_pids(const char *dir, struct pidv *pv)

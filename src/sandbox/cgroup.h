@@ -27,6 +27,30 @@ int cgroup_open(const char *saved, cgroup **ret);
 const char *cgroup_path(const cgroup *cg);
 /* Move pid into the container cgroup in every hierarchy. */
 int cgroup_enter(cgroup *cg, pid_t pid);
+
+/* A new process can join the container cgroup without the host-wide lock
+ * that moving another process takes (cgroup_threadgroup_rwsem: its first
+ * writer after a quiet moment waits for a full RCU grace period, 5-20 ms on
+ * a VM): cgroup2 by clone3(CLONE_INTO_CGROUP) with v2_fd, and each v1
+ * hierarchy by the process itself writing "0" (the calling thread) to the
+ * hierarchy's `tasks` file, which kernels since 5.12 do without that lock
+ * ("cgroup: Optimize single thread migration"; older ones take it).
+ * The files are opened by the runtime (the kernel checks the opener's
+ * credentials), before the clone. */
+typedef struct cgroup_join {
+	const cgroup *cg;
+	int v2_fd;  /* the cgroup2 directory (O_PATH), or -1 */
+	int *tasks; /* per hierarchy of cg: its v1 `tasks` file, or -1 */
+} cgroup_join;
+#define CGROUP_JOIN_INIT { .cg = NULL, .v2_fd = -1, .tasks = NULL }
+/* Open what cgroup_join_self() and CLONE_INTO_CGROUP need; on failure
+ * (a delegated cgroup whose `tasks` file is not ours) nothing stays open
+ * and the caller uses cgroup_enter() instead. */
+int cgroup_join_open(const cgroup *cg, cgroup_join *ret);
+/* In the new process (single-threaded), once it exists in cgroup2: join
+ * every v1 hierarchy. The message names the hierarchy. */
+int cgroup_join_self(const cgroup_join *j);
+void cgroup_join_close(cgroup_join *j);
 /* Apply linux.resources; errors name the field ("linux.resources.memory.limit: ..."). */
 int cgroup_apply(cgroup *cg, const spec_resources *r);
 /* Send sig to every process in the cgroup (kill --all). */

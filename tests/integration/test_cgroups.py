@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from helpers import default_config, sh
+from helpers import default_config, sh, wait_for
 
 CG = "/sys/fs/cgroup"
 
@@ -40,6 +40,41 @@ def host_dirs_of(pid):
         if base and os.path.isdir(base + p):
             dirs.append(base + p)
     return dirs
+
+
+def hierarchy_mounted(h, c):
+    """Is the hierarchy of a /proc/PID/cgroup line mounted under /sys/fs/cgroup?"""
+    if h == "0" and not c:
+        return is_pure_v2() or os.path.exists(f"{CG}/unified/cgroup.procs")
+    name = c.replace("name=", "")
+    return os.path.isdir(f"{CG}/{name}") or any(set(d.split(",")) == set(c.split(","))
+                                               for d in os.listdir(CG))
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["new-namespaces", "netns-joined-by-path"])
+def test_init_and_its_children_are_in_every_hierarchy(ctx, bundle, joined):
+    """The init joins its cgroup in every mounted hierarchy (v1 controllers,
+    named ones such as name=systemd, and cgroup2), whether clone3 made every
+    namespace or one is joined by path; its children follow it."""
+    config = default_config(["sh", "-c", "sleep 1000 & exec sleep 1000"])
+    if joined:
+        peer = ctx.spawn(["unshare", "--net", "sleep", "1000"])
+        wait_for(lambda: os.readlink(f"/proc/{peer.pid}/ns/net") != os.readlink("/proc/self/ns/net"),
+                 5, "the peer's network namespace")
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"]
+        config["linux"]["namespaces"].append({"type": "network", "path": f"/proc/{peer.pid}/ns/net"})
+    b = bundle(config)
+    path = config["linux"]["cgroupsPath"]
+    ctx.create(b).ok()
+    ctx.run("start", b.id).ok()
+    pid = ctx.state(b.id)["pid"]
+    child = wait_for(lambda: next((int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()),
+                                  None), 5, "the init's child")
+    for p in (pid, child):
+        lines = [(h, c, q) for h, c, q in cgroup_lines(p) if hierarchy_mounted(h, c)]
+        assert lines and all(q == path for h, c, q in lines), (p, lines)
+    if joined:
+        assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{peer.pid}/ns/net")
 
 
 def test_process_in_cgroups_path(ctx, bundle):

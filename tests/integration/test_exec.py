@@ -83,6 +83,24 @@ def test_exec_process_file(ctx, bundle, tmp_path):
     assert r.out.splitlines() == ["from-file 1", "5"]
 
 
+def test_exec_and_run_read_the_callers_stdin(ctx, bundle, tmp_path):
+    """The process gets the caller's stdin as its fd 0, open and readable, and
+    exactly the three stdio fds (nothing of the runtime's: the sync socket,
+    fifos, the handle on the runtime binary)."""
+    data = "line one\nline two\n"
+    f = tmp_path / "stdin.txt"
+    f.write_text(data)
+    script = "cat; ls /proc/self/fd"
+    b, _ = running(ctx, bundle)
+    with open(f) as stdin:
+        r = ctx.run("exec", b.id, "sh", "-c", script, stdin=stdin).ok()
+    assert r.out.splitlines() == data.splitlines() + ["0", "1", "2", "3"]  # 3: ls's own directory
+    b2 = bundle(default_config(["sh", "-c", script]))
+    with open(f) as stdin:
+        r = ctx.run("run", "--bundle", b2.path, b2.id, stdin=stdin).ok()
+    assert r.out.splitlines() == data.splitlines() + ["0", "1", "2", "3"]
+
+
 def test_exec_rlimits_of_config(ctx, bundle):
     b, _ = running(ctx, bundle)
     r = ctx.run("exec", b.id, "sh", "-c", "ulimit -n").ok()
