@@ -203,7 +203,8 @@ static void exec_proc_kill(struct exec_proc *p)
 }
 
 static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o, struct exec_proc *p,
-			  const char *raw, size_t rawlen, int console_fd, const int ns_fds[NS__MAX], const char *cgpath)
+			  const char *raw, size_t rawlen, int console_fd, const int ns_fds[NS__MAX], const char *cgpath,
+			  bool joined)
 {
 	struct sync_msg m;
 	int r;
@@ -224,7 +225,7 @@ static int exec_handshake(int sync, const oci_spec *s, const struct exec_opts *o
 	if ((r = sync_send(sync, SYNC_CONFIG, raw, rawlen, -1)) < 0 ||
 	    (r = sync_send(sync, SYNC_OPTS, &io, sizeof io, -1)) < 0)
 		return err_set(-r, "exec: send the process");
-	if (cgpath[0] && (r = cgroup_open(cgpath, &cg)) == 0) {
+	if (!joined && cgpath[0] && (r = cgroup_open(cgpath, &cg)) == 0) {
 		r = cgroup_enter(cg, p->child);
 		cgroup_free(cg);
 		if (r < 0)
@@ -322,7 +323,18 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 	ca.s = s;
 	if ((r = runtime_open_ns_paths(s, ca.ns_fds)) < 0)
 		goto out;
+	/* The child joins the container's cgroup itself before it
+	 * re-executes (cgroup.h: no host-wide migration lock); where the
+	 * files cannot be opened, the runtime moves it. */
+	cgroup *cg = NULL;
+	cgroup_join join = CGROUP_JOIN_INIT;
+	if (st.cgroup[0] && cgroup_open(st.cgroup, &cg) == 0 && cgroup_join_open(cg, &join) == 0)
+		ca.join = &join;
+	err_clear();
 	child = runtime_spawn_child(&ca, 0, &sync);
+	bool joined = ca.join != NULL; /* the clone may have fallen back */
+	cgroup_join_close(&join);
+	cgroup_free(cg);
 	if (child < 0) {
 		r = (int)child;
 		child = 0;
@@ -330,7 +342,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 	}
 	struct exec_proc proc = { .child = child, .pidfd = -1 };
 	child = 0;
-	r = exec_handshake(sync, s, o, &proc, raw, rawlen, ca.console_fd, ca.ns_fds, st.cgroup);
+	r = exec_handshake(sync, s, o, &proc, raw, rawlen, ca.console_fd, ca.ns_fds, st.cgroup, joined);
 	if (r < 0)
 		exec_proc_kill(&proc);
 	else
