@@ -4,6 +4,7 @@
 #include "exec.h"
 #include "container.h"
 #include "internal.h"
+#include "sandbox/ns.h"
 #include "sync.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
@@ -321,7 +322,7 @@ int container_exec(const struct exec_opts *o, pid_t *ret_pid)
 		goto out;
 	}
 	ca.s = s;
-	if ((r = runtime_open_ns_paths(s, ca.ns_fds)) < 0)
+	if ((r = ns_open_paths(s, ca.ns_fds)) < 0)
 		goto out;
 	/* The child joins the container's cgroup itself before it
 	 * re-executes (cgroup.h: no host-wide migration lock); where the

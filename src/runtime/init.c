@@ -4,6 +4,7 @@
  * process. */
 #include "container.h"
 #include "internal.h"
+#include "sandbox/ns.h"
 #include "sync.h"
 #include "sandbox/rootfs.h"
 #include "sandbox/process.h"
@@ -126,7 +127,7 @@ static int wait_mapped(int sync);
 static int slow_enter(int sync, const oci_spec *s, struct init_opts *o)
 {
 	bool exec = o->flags & INIT_EXEC;
-	int r = runtime_join_namespaces(s, o->ns_fds, exec);
+	int r = ns_join(s, o->ns_fds, exec);
 	if (r < 0)
 		return r;
 	if (o->flags & INIT_USERNS_NEW) {
@@ -150,7 +151,7 @@ static int slow_enter(int sync, const oci_spec *s, struct init_opts *o)
 		}
 	if (s->linux.ns[NS_PID].present && (r = runtime_fork_pidns(sync)) < 0)
 		return r;
-	return runtime_late_namespaces(s);
+	return ns_create_late(s);
 }
 
 static int wait_mapped(int sync)

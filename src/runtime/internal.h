@@ -60,13 +60,6 @@ pid_t runtime_spawn_child(struct child_args *a, int clone_flags, int *ret_sync);
  * SYNC_PID (the child's host pid, and a pidfd for it) and exits; 0 is
  * returned in the child once that message is out. */
 int runtime_fork_pidns(int sync);
-/* setns() into every namespace in ns_fds (-1: none), the user namespace
- * first; the mount namespace too unless skip_mnt. */
-int runtime_join_namespaces(const oci_spec *s, const int ns_fds[NS__MAX], bool skip_mnt);
-/* After the namespaces are made: root of a user namespace, a new cgroup
- * namespace, a new time namespace with its offsets. */
-int runtime_late_namespaces(const oci_spec *s);
-int runtime_open_ns_paths(const oci_spec *s, int fds[NS__MAX]);
 int runtime_connect_unix(const char *path);
 /* SYNC_MOUNT_SOURCES: open every bind source of s, as the runtime, in the
  * mount namespace mntns (the init's), and send each to the init as a
@@ -83,3 +76,24 @@ int runtime_send_listener(const oci_spec *s, const char *id, const char *status,
 /* The container's saved config (state dir), or NULL. */
 #include "container.h"
 oci_spec *runtime_config_of(const container_state *st);
+
+/* ---- the state directory (state.c) ---- */
+#define STATE_FILE "state.json"
+#define FIFO_FILE "exec.fifo"
+#define STATUS_FIFO "status.fifo"
+#define CONFIG_COPY "config.json"
+#define CONFIG_STAGED ".config.json.staged"
+/* Start time of pid in clock ticks since boot (/proc/PID/stat field 22), 0
+ * if it is gone: with the pid, it names one process. */
+unsigned long long runtime_proc_starttime(pid_t pid);
+/* Write state.json in the state directory (temp, fsync, rename). */
+int runtime_write_state(int dirfd, const char *id, const char *status, pid_t pid, unsigned long long starttime,
+			const char *bundle, const char *rootfs, const char *created, const char *cgroup, const oci_spec *s);
+/* A container id as runc accepts it: refused with a message otherwise. */
+int runtime_valid_id(const char *id);
+/* The state directory of id under root, O_DIRECTORY; a missing one is
+ * "container \"ID\" does not exist". */
+int runtime_open_state_dir(const char *root, const char *id);
+void runtime_now_rfc3339(char *buf, size_t n);
+/* Read state.json (and the saved config) from an open state directory. */
+int runtime_load_at(int dirfd, const char *id, container_state *st, bool with_config);
