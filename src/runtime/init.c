@@ -200,7 +200,10 @@ static int receive_mount_sources(int sync, const oci_spec *s, rootfs_mounts *mm)
 	return 0;
 }
 
-static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_prog *prog, bool *prog_loaded)
+/* create: the container's root file system, its devices and terminal,
+ * the createRuntime and createContainer hooks, pivot_root, sysctls and
+ * names. *ret_slave: the pty slave when process.terminal. */
+static int setup_container(int sync, oci_spec *s, const struct init_opts *o, int *ret_slave)
 {
 	int r;
 	/* In a user namespace, ours or the one a rootless runtime runs in
@@ -209,19 +212,6 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 	_cleanup_close_ int rootfd = -1;
 	_cleanup_close_ int slave = -1;
 	_cleanup_(rootfs_mounts_clear) rootfs_mounts mm = { 0 };
-	if (o->flags & INIT_EXEC) {
-		/* In the container's namespaces (exec_enter): / is its root. */
-		if (s->process.terminal) {
-			if (o->console_fd < 0)
-				return err_set(0, "process.terminal is true but no console socket was given (--console-socket)");
-			if ((rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-				return err_set(errno, "open /");
-			if ((r = console_create(s, rootfd, o->console_fd, &slave)) < 0)
-				return r;
-			close(o->console_fd);
-		}
-		goto process;
-	}
 	if ((r = rootfs_prepare(s, o->flags & INIT_MOUNTNS, &rootfd)) < 0)
 		return r;
 	if ((r = rootfs_mounts_init(&mm, s->n_mounts)) < 0)
@@ -266,7 +256,35 @@ static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_
 		if (stat(s->process.cwd, &st) < 0 && mkdir_p(s->process.cwd, 0755) < 0)
 			return err_wrap(-ENOENT, "process.cwd");
 	}
-process:
+	*ret_slave = TAKE_FD(slave);
+	return 0;
+}
+
+/* exec: already in the container's namespaces (slow_enter), / is its
+ * root; only a terminal to make. */
+static int setup_exec(oci_spec *s, const struct init_opts *o, int *ret_slave)
+{
+	if (!s->process.terminal)
+		return 0;
+	if (o->console_fd < 0)
+		return err_set(0, "process.terminal is true but no console socket was given (--console-socket)");
+	_cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return err_set(errno, "open /");
+	int r = console_create(s, rootfd, o->console_fd, ret_slave);
+	if (r < 0)
+		return r;
+	close(o->console_fd);
+	return 0;
+}
+
+/* Both: rlimits, scheduling, the compiled seccomp filter (loaded later),
+ * and the process's session: the terminal as its controlling terminal, or
+ * a session of its own. */
+static int setup_process(int sync, oci_spec *s, const struct init_opts *o, int slave, seccomp_prog *prog,
+			 bool *prog_loaded)
+{
+	int r;
 	if ((r = process_set_rlimits(s)) < 0 || (r = process_set_sched(s)) < 0)
 		return r;
 	if (o->flags & INIT_SECCOMP) {
@@ -299,6 +317,13 @@ process:
 		return err_set(errno, "setsid");
 	}
 	return 0;
+}
+
+static int init_setup(int sync, oci_spec *s, const struct init_opts *o, seccomp_prog *prog, bool *prog_loaded)
+{
+	_cleanup_close_ int slave = -1;
+	int r = (o->flags & INIT_EXEC) ? setup_exec(s, o, &slave) : setup_container(sync, s, o, &slave);
+	return r < 0 ? r : setup_process(sync, s, o, slave, prog, prog_loaded);
 }
 
 /* chdir into process.cwd. A cwd reached through a leaked fd would lie
