@@ -90,7 +90,7 @@ int agent_reader_next(struct agent_reader *r, struct agent_hdr *h, const uint8_t
 static int sock_read(struct agent *a, long long deadline)
 {
 	if (a->broken)
-		return err_set(ECONNRESET, "agent of %s: the connection is broken", a->what);
+		return vm_refuse(ECONNRESET, "agent of %s: the connection is broken", a->what);
 	int r = vm_poll1(a->fd, POLLIN, left_of(deadline));
 	if (r < 0)
 		return err_set(-r, "agent of %s: poll", a->what);
@@ -102,7 +102,7 @@ static int sock_read(struct agent *a, long long deadline)
 		return 0;
 	if (n <= 0) {
 		a->broken = true;
-		return n == 0 ? err_set(ECONNRESET, "agent of %s: the VM closed the agent's channel", a->what)
+		return n == 0 ? vm_refuse(ECONNRESET, "agent of %s: the VM closed the agent's channel", a->what)
 			      : err_set(errno, "agent of %s: read", a->what);
 	}
 	a->rd.len += (size_t)n;
@@ -117,7 +117,7 @@ static int next_frame(struct agent *a, long long deadline, struct agent_hdr *h, 
 			return 0;
 		if (r < 0) {
 			a->broken = true;
-			return err_set(EPROTO, "agent of %s: malformed frame (type %u, %u bytes)", a->what, h->type, h->len);
+			return vm_refuse(EPROTO, "agent of %s: malformed frame (type %u, %u bytes)", a->what, h->type, h->len);
 		}
 		if ((r = sock_read(a, deadline)) < 0)
 			return r;
@@ -132,7 +132,7 @@ static int send_all(struct agent *a, const void *data, size_t len, long long dea
 		if (n < 0 && errno == EAGAIN) {
 			int r = vm_poll1(a->fd, POLLOUT, left_of(deadline));
 			if (r == 0)
-				return err_set(ETIMEDOUT, "agent of %s: the guest does not read its channel", a->what);
+				return vm_refuse(ETIMEDOUT, "agent of %s: the guest does not read its channel", a->what);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -176,7 +176,7 @@ static int request(struct agent *a, uint16_t type, const void *data, size_t len,
 		struct agent_hdr h;
 		const uint8_t *p;
 		if ((r = next_frame(a, deadline, &h, &p)) < 0)
-			return r == -ETIMEDOUT ? err_set(ETIMEDOUT, "agent of %s: no answer to %s within %d ms", a->what, what, timeout_ms) : r;
+			return r == -ETIMEDOUT ? vm_refuse(ETIMEDOUT, "agent of %s: no answer to %s within %d ms", a->what, what, timeout_ms) : r;
 		if (h.session != sid)
 			continue; /* output of another session, or a late answer */
 		if (h.type == want) {
@@ -184,7 +184,7 @@ static int request(struct agent *a, uint16_t type, const void *data, size_t len,
 			return 0;
 		}
 		if (h.type == AGENT_ERROR)
-			return err_set(EIO, "agent of %s: %s refused", a->what, what);
+			return vm_refuse(EIO, "agent of %s: %s refused", a->what, what);
 	}
 }
 
@@ -220,7 +220,7 @@ int agent_open_fd(int fd, const char *what, int timeout_ms, struct agent **ret)
 		}
 		r = sock_read(a, deadline);
 		if (r == -ETIMEDOUT)
-			r = err_set(ETIMEDOUT, "agent of %s: no answer within %d ms (is the guest up?)", a->what, timeout_ms);
+			r = vm_refuse(ETIMEDOUT, "agent of %s: no answer within %d ms (is the guest up?)", a->what, timeout_ms);
 	}
 	if (r < 0) {
 		agent_close(a);
@@ -285,9 +285,9 @@ static int exec_payload(const struct agent_exec_opts *o, uint8_t *buf, size_t ca
 		for (size_t i = 0; v && v[i]; i++) {
 			size_t n = strlen(v[i]);
 			if (l == 1 && !strchr(v[i], '='))
-				return err_set(EINVAL, "environment entry \"%s\": not NAME=VALUE", v[i]);
+				return vm_refuse(EINVAL, "environment entry \"%s\": not NAME=VALUE", v[i]);
 			if (at + n + 2 > cap || ++count > AGENT_EXEC_MAX_STRINGS)
-				return err_set(E2BIG, "command, environment and directory: more than %u bytes or %u strings", AGENT_MAX_PAYLOAD,
+				return vm_refuse(E2BIG, "command, environment and directory: more than %u bytes or %u strings", AGENT_MAX_PAYLOAD,
 					       AGENT_EXEC_MAX_STRINGS);
 			buf[at] = (uint8_t)(l < 2 ? tags[l] : 'c');
 			memcpy(buf + at + 1, v[i], n + 1);
@@ -347,7 +347,7 @@ static void relay_out(int *fd, const uint8_t *p, size_t len)
 int agent_exec(struct agent *a, const struct agent_exec_opts *o, struct agent_status *ret)
 {
 	if (!o->argv || !o->argv[0])
-		return err_set(EINVAL, "exec in %s: no command", a->what);
+		return vm_refuse(EINVAL, "exec in %s: no command", a->what);
 	_cleanup_free_ uint8_t *pl = malloc(AGENT_MAX_PAYLOAD);
 	size_t len = 0;
 	if (!pl)
@@ -372,7 +372,7 @@ int agent_exec(struct agent *a, const struct agent_exec_opts *o, struct agent_st
 			kill_deadline = deadline_of(KILL_GRACE_MS);
 		}
 		if (kill_deadline >= 0 && left_of(kill_deadline) == 0)
-			return err_set(ETIMEDOUT, "exec in %s: \"%s\" did not end after its timeout", a->what, o->argv[0]);
+			return vm_refuse(ETIMEDOUT, "exec in %s: \"%s\" did not end after its timeout", a->what, o->argv[0]);
 		struct pollfd p[3] = {
 			{ .fd = a->fd, .events = POLLIN | (a->out_len ? POLLOUT : 0) },
 			{ .fd = in_open && a->out_len == 0 ? in : -1, .events = POLLIN },
@@ -401,9 +401,9 @@ int agent_exec(struct agent *a, const struct agent_exec_opts *o, struct agent_st
 					st.code = (int32_t)agent_get32(f);
 					st.signal = (int32_t)agent_get32(f + 4);
 					if (st.signal < 0 || st.signal > 64 || (st.signal == 0 && (st.code < 0 || st.code > 255)))
-						return err_set(EPROTO, "agent of %s: impossible exit status %d/%d", a->what, st.code, st.signal);
+						return vm_refuse(EPROTO, "agent of %s: impossible exit status %d/%d", a->what, st.code, st.signal);
 					if (kill_deadline >= 0)
-						return err_set(ETIMEDOUT, "exec in %s: \"%s\" killed after %d ms", a->what, o->argv[0], o->timeout_ms);
+						return vm_refuse(ETIMEDOUT, "exec in %s: \"%s\" killed after %d ms", a->what, o->argv[0], o->timeout_ms);
 					*ret = st;
 					return 0;
 				} else if (h.type == AGENT_ERROR) {
@@ -418,7 +418,7 @@ int agent_exec(struct agent *a, const struct agent_exec_opts *o, struct agent_st
 			}
 			if (r < 0) {
 				a->broken = true;
-				return err_set(EPROTO, "agent of %s: malformed frame (type %u, %u bytes)", a->what, h.type, h.len);
+				return vm_refuse(EPROTO, "agent of %s: malformed frame (type %u, %u bytes)", a->what, h.type, h.len);
 			}
 		}
 		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {

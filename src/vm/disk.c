@@ -38,12 +38,12 @@ static int info_json(const char *path, json_t **ret)
 	if (r < 0)
 		return err_wrap(r, "disk %s", path);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return err_set(EINVAL, "disk %s: not a usable qcow2 file: %s", path, img_error(err));
+		return vm_refuse(EINVAL, "disk %s: not a usable qcow2 file: %s", path, img_error(err));
 	json_error_t je;
 	json_t *j = json_loads(out, 0, &je);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return err_set(EPROTO, "disk %s: qemu-img info: unreadable output", path);
+		return vm_refuse(EPROTO, "disk %s: qemu-img info: unreadable output", path);
 	}
 	*ret = j;
 	return 0;
@@ -79,15 +79,15 @@ int vm_disk_check(const char *path, const char *backing)
 	const char *bfmt = json_string_value(json_object_get(j, "backing-filename-format"));
 	bool corrupt = json_is_true(json_object_get(json_object_get(json_object_get(j, "format-specific"), "data"), "corrupt"));
 	if (!fmt || strcmp(fmt, "qcow2") != 0)
-		r = err_set(EINVAL, "disk %s: format %s, not qcow2", path, fmt ? fmt : "unknown");
+		r = vm_refuse(EINVAL, "disk %s: format %s, not qcow2", path, fmt ? fmt : "unknown");
 	else if (corrupt)
-		r = err_set(EINVAL, "disk %s: corrupt qcow2: the image is marked corrupt", path);
+		r = vm_refuse(EINVAL, "disk %s: corrupt qcow2: the image is marked corrupt", path);
 	else if (bf && !backing)
-		r = err_set(EINVAL, "disk %s: has a backing file (%s) where none is expected", path, bf);
+		r = vm_refuse(EINVAL, "disk %s: has a backing file (%s) where none is expected", path, bf);
 	else if (backing && (!bf || strcmp(bf, backing) != 0))
-		r = err_set(EINVAL, "disk %s: backing file %s, expected %s", path, bf ? bf : "none", backing);
+		r = vm_refuse(EINVAL, "disk %s: backing file %s, expected %s", path, bf ? bf : "none", backing);
 	else if (backing && (!bfmt || strcmp(bfmt, "qcow2") != 0))
-		r = err_set(EINVAL, "disk %s: the backing file's format is not given as qcow2", path);
+		r = vm_refuse(EINVAL, "disk %s: the backing file's format is not given as qcow2", path);
 	json_decref(j);
 	if (r < 0)
 		return r;
@@ -104,17 +104,17 @@ int vm_disk_check(const char *path, const char *backing)
 		json_t *c = json_loads(out, 0, NULL);
 		long long n = json_integer_value(json_object_get(c, "corruptions"));
 		json_decref(c);
-		return err_set(EINVAL, "disk %s: corrupt qcow2: qemu-img check found %lld corruptions", path, n);
+		return vm_refuse(EINVAL, "disk %s: corrupt qcow2: qemu-img check found %lld corruptions", path, n);
 	}
-	return err_set(EINVAL, "disk %s: corrupt qcow2: %s", path, img_error(err));
+	return vm_refuse(EINVAL, "disk %s: qemu-img check could not check it: %s", path, img_error(err));
 }
 
 int vm_disk_overlay_create(const char *base, const char *path)
 {
 	if (base[0] != '/')
-		return err_set(EINVAL, "disk %s: the base %s must be an absolute path", path, base);
+		return vm_refuse(EINVAL, "disk %s: the base %s must be an absolute path", path, base);
 	if (strchr(base, ',') || strchr(path, ','))
-		return err_set(EINVAL, "disk %s: file names with a comma are not supported by QEMU's options", path);
+		return vm_refuse(EINVAL, "disk %s: file names with a comma are not supported by QEMU's options", path);
 	struct stat st;
 	if (lstat(path, &st) == 0)
 		return err_set(EEXIST, "disk %s", path);
@@ -129,7 +129,7 @@ int vm_disk_overlay_create(const char *base, const char *path)
 		return err_wrap(r, "disk %s", path);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		(void)unlink(tmp);
-		return err_set(EINVAL, "disk %s: overlay on %s: %s", path, base, img_error(err));
+		return vm_refuse(EINVAL, "disk %s: overlay on %s: %s", path, base, img_error(err));
 	}
 	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {

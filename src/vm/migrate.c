@@ -45,7 +45,7 @@ static int query(struct qmp *q, const char *side, struct vm_migration_stats *sta
 		st = "none";
 	if (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0) {
 		const char *why = json_string_value(json_object_get(m, "error-desc"));
-		r = err_set(EIO, "migration (%s): %s%s%s", side, st, why ? ": " : "", why ? why : "");
+		r = vm_refuse(EIO, "migration (%s): %s%s%s", side, st, why ? ": " : "", why ? why : "");
 	} else if (strcmp(st, "completed") == 0) {
 		if (stats) {
 			stats->total_ms = (uint64_t)json_integer_value(json_object_get(m, "total-time"));
@@ -73,7 +73,7 @@ static int wait_done(struct qmp *q, const char *side, int timeout_ms, struct vm_
 			return r < 0 ? r : 0;
 		long long left = deadline < 0 ? 500 : deadline - qmp_now_ms();
 		if (left <= 0)
-			return err_set(ETIMEDOUT, "migration (%s): not done within %d ms", side, timeout_ms);
+			return vm_refuse(ETIMEDOUT, "migration (%s): not done within %d ms", side, timeout_ms);
 		json_t *data = NULL;
 		r = qmp_wait_event(q, "MIGRATION", left < 500 ? (int)left : 500, &data, NULL);
 		json_decref(data);

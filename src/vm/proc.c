@@ -250,7 +250,7 @@ int vm_run(char *const argv[], int timeout_ms, char **ret_out, char **ret_err, i
 	else
 		free(c[1].buf);
 	if (timed_out)
-		return err_set(ETIMEDOUT, "%s did not finish within %d ms", argv[0], timeout_ms);
+		return vm_refuse(ETIMEDOUT, "%s did not finish within %d ms", argv[0], timeout_ms);
 	*ret_status = status;
 	return 0;
 }

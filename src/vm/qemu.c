@@ -2,6 +2,7 @@
  * built-in image's files, validation of a struct vm_config, and the argv
  * (never a shell string). */
 #include "vm/vm.h"
+#include "vm/vm-internal.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include <fcntl.h>
@@ -21,7 +22,7 @@ int vm_machine_from_name(const char *name, enum vm_machine *ret)
 			*ret = (enum vm_machine)i;
 			return 0;
 		}
-	return err_set(EINVAL, "machine \"%s\": unknown (microvm or q35)", name ? name : "");
+	return vm_refuse(EINVAL, "machine \"%s\": unknown (microvm or q35)", name ? name : "");
 }
 
 const char *vm_machine_name(enum vm_machine m) { return (unsigned)m < ARRAY_SIZE(machine_names) ? machine_names[m] : "?"; }
@@ -33,7 +34,7 @@ int vm_accel_from_name(const char *name, enum vm_accel *ret)
 			*ret = (enum vm_accel)i;
 			return 0;
 		}
-	return err_set(EINVAL, "accelerator \"%s\": unknown (auto, kvm or tcg)", name ? name : "");
+	return vm_refuse(EINVAL, "accelerator \"%s\": unknown (auto, kvm or tcg)", name ? name : "");
 }
 
 const char *vm_accel_name(enum vm_accel a) { return (unsigned)a < ARRAY_SIZE(accel_names) ? accel_names[a] : "?"; }
@@ -42,11 +43,11 @@ static int regular_file(const char *what, const char *path)
 {
 	struct stat st;
 	if (!path || !*path)
-		return err_set(EINVAL, "%s: no file given", what);
+		return vm_refuse(EINVAL, "%s: no file given", what);
 	if (stat(path, &st) < 0)
 		return err_set(errno, "%s %s", what, path);
 	if (!S_ISREG(st.st_mode))
-		return err_set(EINVAL, "%s %s: not a regular file", what, path);
+		return vm_refuse(EINVAL, "%s %s: not a regular file", what, path);
 	return 0;
 }
 
@@ -110,32 +111,32 @@ int vm_config_check(const struct vm_config *c)
 	const char *n = c->name ? c->name : "(unnamed)";
 	char s[32], lim[32];
 	if ((unsigned)c->machine >= ARRAY_SIZE(machine_names))
-		return err_set(EINVAL, "VM %s: machine %d: unknown (microvm or q35)", n, (int)c->machine);
+		return vm_refuse(EINVAL, "VM %s: machine %d: unknown (microvm or q35)", n, (int)c->machine);
 	if (c->accel != VM_ACCEL_KVM && c->accel != VM_ACCEL_TCG)
-		return err_set(EINVAL, "VM %s: accelerator %s: choose kvm or tcg (vm_accel_choose)", n, vm_accel_name(c->accel));
+		return vm_refuse(EINVAL, "VM %s: accelerator %s: choose kvm or tcg (vm_accel_choose)", n, vm_accel_name(c->accel));
 	if (c->vcpus < 1 || c->vcpus > VM_MAX_VCPUS)
-		return err_set(EINVAL, "VM %s: %u vCPUs: must be 1 to %u", n, c->vcpus, VM_MAX_VCPUS);
+		return vm_refuse(EINVAL, "VM %s: %u vCPUs: must be 1 to %u", n, c->vcpus, VM_MAX_VCPUS);
 	fmt_size(s, sizeof s, c->memory);
 	if (c->memory < VM_MIN_MEMORY) {
 		fmt_size(lim, sizeof lim, VM_MIN_MEMORY);
-		return err_set(EINVAL, "VM %s: memory %s is below the minimum of %s", n, s, lim);
+		return vm_refuse(EINVAL, "VM %s: memory %s is below the minimum of %s", n, s, lim);
 	}
 	if (c->memory > VM_MAX_MEMORY) {
 		fmt_size(lim, sizeof lim, VM_MAX_MEMORY);
-		return err_set(EINVAL, "VM %s: memory %s is above the maximum of %s", n, s, lim);
+		return vm_refuse(EINVAL, "VM %s: memory %s is above the maximum of %s", n, s, lim);
 	}
 	if (c->memory % (1ull << 20))
-		return err_set(EINVAL, "VM %s: memory %s is not a whole number of MiB", n, s);
+		return vm_refuse(EINVAL, "VM %s: memory %s is not a whole number of MiB", n, s);
 	int r;
 	if ((r = regular_file("kernel", c->kernel)) < 0 || (c->initrd && (r = regular_file("initrd", c->initrd)) < 0) ||
 	    (r = regular_file("disk", c->disk)) < 0)
 		return err_wrap(r, "VM %s", n);
 	if (strchr(c->disk, ',') || strchr(c->kernel, ',') || (c->initrd && strchr(c->initrd, ',')))
-		return err_set(EINVAL, "VM %s: file names with a comma are not supported by QEMU's options", n);
+		return vm_refuse(EINVAL, "VM %s: file names with a comma are not supported by QEMU's options", n);
 	if (c->mac && !mac_valid(c->mac))
-		return err_set(EINVAL, "VM %s: MAC address \"%s\": not a unicast xx:xx:xx:xx:xx:xx", n, c->mac);
+		return vm_refuse(EINVAL, "VM %s: MAC address \"%s\": not a unicast xx:xx:xx:xx:xx:xx", n, c->mac);
 	if (c->cmdline_extra && strlen(c->cmdline_extra) > 1024)
-		return err_set(EINVAL, "VM %s: kernel command line: longer than 1024 characters", n);
+		return vm_refuse(EINVAL, "VM %s: kernel command line: longer than 1024 characters", n);
 	return 0;
 }
 
@@ -226,7 +227,7 @@ int vm_qemu_argv(const struct vm_config *c, const struct vm_fds *fds, char ***re
 		return r;
 	const char *n = c->name ? c->name : "vm";
 	if (fds->qmp < 3 || fds->agent < 3)
-		return err_set(EINVAL, "VM %s: QMP and agent sockets are needed", n);
+		return vm_refuse(EINVAL, "VM %s: QMP and agent sockets are needed", n);
 	bool mmio = c->machine == VM_MACHINE_MICROVM;
 	/* virtio devices: on the virtio-mmio bus of microvm, PCI on q35 */
 	const char *bus = mmio ? "device" : "pci";

@@ -1,5 +1,6 @@
 /* QMP client: see qmp.h. */
 #include "vm/qmp.h"
+#include "vm/vm-internal.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include <poll.h>
@@ -61,10 +62,10 @@ int qmp_msg_parse(const char *line, size_t len, struct qmp_msg *ret)
 	struct qmp_msg m = { .id = -1 };
 	m.root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!m.root)
-		return err_set(EPROTO, "QMP message: not JSON: %s at column %d", jerr.text, jerr.column);
+		return vm_refuse(EPROTO, "QMP message: not JSON: %s at column %d", jerr.text, jerr.column);
 	if (!json_is_object(m.root)) {
 		json_decref(m.root);
-		return err_set(EPROTO, "QMP message: not a JSON object");
+		return vm_refuse(EPROTO, "QMP message: not a JSON object");
 	}
 	json_t *id = json_object_get(m.root, "id");
 	if (json_is_integer(id))
@@ -74,7 +75,7 @@ int qmp_msg_parse(const char *line, size_t len, struct qmp_msg *ret)
 	if ((v = json_object_get(m.root, "QMP"))) {
 		m.kind = QMP_MSG_GREETING;
 		if (!json_is_object(v))
-			r = err_set(EPROTO, "QMP message: greeting: \"QMP\" is not an object");
+			r = vm_refuse(EPROTO, "QMP message: greeting: \"QMP\" is not an object");
 	} else if ((v = json_object_get(m.root, "return"))) {
 		m.kind = QMP_MSG_RETURN;
 		m.ret = v;
@@ -82,16 +83,16 @@ int qmp_msg_parse(const char *line, size_t len, struct qmp_msg *ret)
 		m.kind = QMP_MSG_ERROR;
 		json_t *c = json_object_get(v, "class"), *d = json_object_get(v, "desc");
 		if (!json_is_string(c) || !json_is_string(d))
-			r = err_set(EPROTO, "QMP message: error without a class and a description");
+			r = vm_refuse(EPROTO, "QMP message: error without a class and a description");
 		else
 			m.err_class = json_string_value(c), m.err_desc = json_string_value(d);
 	} else if ((v = json_object_get(m.root, "event"))) {
 		m.kind = QMP_MSG_EVENT;
 		json_t *data = json_object_get(m.root, "data"), *ts = json_object_get(m.root, "timestamp");
 		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 63)
-			r = err_set(EPROTO, "QMP message: event name is not a string of 1 to 63 characters");
+			r = vm_refuse(EPROTO, "QMP message: event name is not a string of 1 to 63 characters");
 		else if (data && !json_is_object(data))
-			r = err_set(EPROTO, "QMP message: event %s: \"data\" is not an object", json_string_value(v));
+			r = vm_refuse(EPROTO, "QMP message: event %s: \"data\" is not an object", json_string_value(v));
 		else if (!data && json_object_set_new(m.root, "data", json_object()) < 0)
 			r = err_set(ENOMEM, "QMP message");
 		if (r == 0) {
@@ -102,7 +103,7 @@ int qmp_msg_parse(const char *line, size_t len, struct qmp_msg *ret)
 				m.timestamp = (double)json_integer_value(s) + (double)json_integer_value(us) / 1e6;
 		}
 	} else {
-		r = err_set(EPROTO, "QMP message: neither a greeting, a return, an error nor an event");
+		r = vm_refuse(EPROTO, "QMP message: neither a greeting, a return, an error nor an event");
 	}
 	if (r < 0) {
 		json_decref(m.root);
@@ -157,7 +158,7 @@ static int next_msg(struct qmp *q, struct qmp_msg *m)
 		if (!nl) {
 			if (q->len > QMP_MAX_LINE) {
 				q->broken = true;
-				return err_set(EPROTO, "QMP of %s: a message longer than %d bytes", q->what, QMP_MAX_LINE);
+				return vm_refuse(EPROTO, "QMP of %s: a message longer than %d bytes", q->what, QMP_MAX_LINE);
 			}
 			return 0;
 		}
@@ -181,7 +182,7 @@ static int next_msg(struct qmp *q, struct qmp_msg *m)
 static int fill(struct qmp *q, long long deadline)
 {
 	if (q->broken)
-		return err_set(ECONNRESET, "QMP of %s: the connection is broken", q->what);
+		return vm_refuse(ECONNRESET, "QMP of %s: the connection is broken", q->what);
 	struct pollfd p = { .fd = q->fd, .events = POLLIN };
 	int r;
 	do
@@ -197,7 +198,7 @@ static int fill(struct qmp *q, long long deadline)
 			cap = QMP_MAX_LINE + 65536;
 		if (cap - q->len == 0) {
 			q->broken = true;
-			return err_set(EPROTO, "QMP of %s: a message longer than %d bytes", q->what, QMP_MAX_LINE);
+			return vm_refuse(EPROTO, "QMP of %s: a message longer than %d bytes", q->what, QMP_MAX_LINE);
 		}
 		char *nb = realloc(q->buf, cap);
 		if (!nb)
@@ -212,7 +213,7 @@ static int fill(struct qmp *q, long long deadline)
 		return err_set(errno, "QMP of %s: read", q->what);
 	if (n == 0) {
 		q->broken = true;
-		return err_set(ECONNRESET, "QMP of %s: QEMU closed the connection", q->what);
+		return vm_refuse(ECONNRESET, "QMP of %s: QEMU closed the connection", q->what);
 	}
 	q->len += (size_t)n;
 	return 0;
@@ -266,7 +267,7 @@ static int greet(struct qmp *q, int timeout_ms)
 	while ((r = next_msg(q, &m)) == 0) {
 		r = fill(q, deadline);
 		if (r == -ETIMEDOUT)
-			return err_set(ETIMEDOUT, "QMP of %s: no greeting from QEMU within %d ms", q->what, timeout_ms);
+			return vm_refuse(ETIMEDOUT, "QMP of %s: no greeting from QEMU within %d ms", q->what, timeout_ms);
 		if (r < 0)
 			return r;
 	}
@@ -274,7 +275,7 @@ static int greet(struct qmp *q, int timeout_ms)
 		return r;
 	if (m.kind != QMP_MSG_GREETING) {
 		qmp_msg_clear(&m);
-		return err_set(EPROTO, "QMP of %s: the first message is not QEMU's greeting", q->what);
+		return vm_refuse(EPROTO, "QMP of %s: the first message is not QEMU's greeting", q->what);
 	}
 	q->greeting = json_incref(json_object_get(m.root, "QMP"));
 	qmp_msg_clear(&m);
@@ -349,7 +350,7 @@ int qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd, int tim
 	text[tl] = '\n'; /* json_dumps left room for its NUL; it is not sent */
 	int r = send_all(q, text, tl + 1, fd, deadline);
 	if (r == -ETIMEDOUT)
-		return err_set(ETIMEDOUT, "QMP %s on %s: QEMU does not read its socket (%d ms)", cmd, q->what, timeout_ms);
+		return vm_refuse(ETIMEDOUT, "QMP %s on %s: QEMU does not read its socket (%d ms)", cmd, q->what, timeout_ms);
 	if (r < 0)
 		return err_wrap(r, "QMP %s", cmd);
 	for (;;) {
@@ -357,7 +358,7 @@ int qmp_execute_fd(struct qmp *q, const char *cmd, json_t *args, int fd, int tim
 		while ((r = next_msg(q, &m)) == 0) {
 			r = fill(q, deadline);
 			if (r == -ETIMEDOUT)
-				return err_set(ETIMEDOUT, "QMP %s on %s: no answer within %d ms", cmd, q->what, timeout_ms);
+				return vm_refuse(ETIMEDOUT, "QMP %s on %s: no answer within %d ms", cmd, q->what, timeout_ms);
 			if (r < 0)
 				return err_wrap(r, "QMP %s", cmd);
 		}
@@ -437,7 +438,7 @@ int qmp_wait_event(struct qmp *q, const char *name, int timeout_ms, json_t **ret
 			return 0;
 		r = fill(q, deadline);
 		if (r == -ETIMEDOUT)
-			return err_set(ETIMEDOUT, "QMP of %s: no %s event within %d ms", q->what, name ? name : "", timeout_ms);
+			return vm_refuse(ETIMEDOUT, "QMP of %s: no %s event within %d ms", q->what, name ? name : "", timeout_ms);
 		if (r < 0)
 			return r;
 	}

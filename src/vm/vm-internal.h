@@ -19,3 +19,6 @@ unsigned long long vm_proc_starttime(pid_t pid);
 int vm_spawn(char **argv, const int *from, const int *to, int nfds, int log_fd, pid_t *ret_pid, int *ret_pidfd);
 /* poll() on one fd for `events` up to timeout_ms: 1 ready, 0 timeout. */
 int vm_poll1(int fd, short events, int timeout_ms);
+/* A refusal or a protocol failure whose message says it all: no strerror
+ * suffix (err_set(0, ...)), the given errno returned. */
+#define vm_refuse(errnum, ...) (err_set(0, __VA_ARGS__), -(errnum))

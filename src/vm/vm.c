@@ -49,6 +49,7 @@ enum vm_exit_kind vm_exit_classify(int status)
 }
 
 pid_t vm_pid(const struct vm *v) { return v->pid; }
+int vm_pidfd(const struct vm *v) { return v->pidfd; }
 
 static struct vm *vm_new(int dirfd, enum vm_machine machine, const char *name)
 {
@@ -121,7 +122,7 @@ static int exited_error(struct vm *v, int errnum, const char *during)
 		snprintf(how, sizeof how, "was killed by signal %d", WTERMSIG(v->exit.status));
 	else
 		snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(v->exit.status));
-	return err_set(errnum, "VM %s: QEMU %s %s%s%s", v->name, how, during, *line ? ": " : "", line);
+	return vm_refuse(errnum, "VM %s: QEMU %s %s%s%s", v->name, how, during, *line ? ": " : "", line);
 }
 
 static int qmp_get(struct vm *v, int timeout_ms, struct qmp **ret)
@@ -258,7 +259,7 @@ int vm_open(int dirfd, pid_t pid, unsigned long long starttime, enum vm_machine 
 	/* The pidfd pins the process; its start time tells it from a reused pid. */
 	if (starttime && vm_proc_starttime(pid) != starttime) {
 		vm_free(v);
-		return err_set(ESRCH, "VM %s: QEMU process %d is gone (the pid belongs to another process)", n, (int)pid);
+		return vm_refuse(ESRCH, "VM %s: QEMU process %d is gone (the pid belongs to another process)", n, (int)pid);
 	}
 	*ret = v;
 	return 0;
@@ -283,7 +284,7 @@ int vm_wait_exit(struct vm *v, int timeout_ms, struct vm_exit *ret)
 	if (r < 0)
 		return err_set(-r, "VM %s: waiting for QEMU", v->name);
 	if (r == 0)
-		return err_set(ETIMEDOUT, "VM %s: QEMU still runs after %d ms", v->name, timeout_ms);
+		return vm_refuse(ETIMEDOUT, "VM %s: QEMU still runs after %d ms", v->name, timeout_ms);
 	vm_qmp_release(v);
 	if (ret)
 		*ret = v->exit;
@@ -353,10 +354,10 @@ int vm_set_memory(struct vm *v, uint64_t bytes)
 	uint64_t base = (uint64_t)json_integer_value(json_object_get(sum, "base-memory"));
 	json_decref(sum);
 	if (bytes < VM_MIN_MEMORY)
-		return err_set(EINVAL, "VM %s: memory %" PRIu64 " MiB is below the minimum of %llu MiB", v->name, bytes >> 20,
+		return vm_refuse(EINVAL, "VM %s: memory %" PRIu64 " MiB is below the minimum of %llu MiB", v->name, bytes >> 20,
 			       VM_MIN_MEMORY >> 20);
 	if (base && bytes > base)
-		return err_set(EINVAL, "VM %s: memory %" PRIu64 " MiB is more than the %" PRIu64 " MiB it was started with (the new size applies at the next start)",
+		return vm_refuse(EINVAL, "VM %s: memory %" PRIu64 " MiB is more than the %" PRIu64 " MiB it was started with (the new size applies at the next start)",
 			       v->name, bytes >> 20, base >> 20);
 	return qmp_do(v, "balloon", json_pack("{s:I}", "value", (json_int_t)bytes), NULL);
 }
@@ -365,7 +366,7 @@ int vm_set_throttle(struct vm *v, const struct vm_throttle *t)
 {
 	const uint64_t lim = (uint64_t)1 << 50; /* QEMU's THROTTLE_VALUE_MAX is 1e15 */
 	if (t->bps_read > lim || t->bps_write > lim || t->iops_read > lim || t->iops_write > lim)
-		return err_set(EINVAL, "VM %s: disk throttle above %" PRIu64, v->name, lim);
+		return vm_refuse(EINVAL, "VM %s: disk throttle above %" PRIu64, v->name, lim);
 	json_t *args = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "id", "vda", "bps", (json_int_t)0, "bps_rd",
 				 (json_int_t)t->bps_read, "bps_wr", (json_int_t)t->bps_write, "iops", (json_int_t)0, "iops_rd",
 				 (json_int_t)t->iops_read, "iops_wr", (json_int_t)t->iops_write);
@@ -380,7 +381,7 @@ int vm_get_throttle(struct vm *v, struct vm_throttle *ret)
 		return r;
 	size_t i;
 	json_t *b;
-	r = err_set(ENODEV, "VM %s: query-block: no root disk", v->name);
+	r = vm_refuse(ENODEV, "VM %s: query-block: no root disk", v->name);
 	json_array_foreach(blocks, i, b)
 	{
 		const char *dev = json_string_value(json_object_get(b, "device"));

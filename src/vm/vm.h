@@ -172,6 +172,8 @@ int vm_open(int dirfd, pid_t pid, unsigned long long starttime, enum vm_machine 
 /* Close the handle (QMP connection, pidfd); QEMU keeps running. */
 void vm_free(struct vm *v);
 pid_t vm_pid(const struct vm *v);
+/* A pidfd of QEMU: readable once it exited (for a caller's poll loop). */
+int vm_pidfd(const struct vm *v);
 /* The QMP connection (connected on first use; drop it with vm_qmp_release
  * so that another process can connect: QEMU serves one client at a time). */
 struct qmp *vm_qmp(struct vm *v, int timeout_ms);
