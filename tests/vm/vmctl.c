@@ -1,13 +1,13 @@
 /* vmctl: drives the VM layer (src/vm) for the integration tests and the
  * benchmark, one library call per command, the way the manager will:
  *
- *   vmctl start DIR --image IMG [--machine M] [--memory MIB] [--cpus N]
+ *   vmctl start DIR --image IMG [--machine M] [--memory SIZE] [--cpus N]
  *               [--accel auto|kvm|tcg] [--state SDIR] [--disk F] [--incoming]
  *               [--throttle BR,BW,IR,IW] [--timeout-ms N] [--no-wait]
  *   vmctl exec DIR [-t] [--size RxC] [--timeout-ms N] -- CMD...
  *   vmctl meminfo|status|usage|pause|resume|kill|throttle-get DIR
  *   vmctl stop DIR [--timeout-ms N]      vmctl wait-exit DIR [--timeout-ms N]
- *   vmctl balloon DIR MIB                vmctl throttle DIR BR,BW,IR,IW
+ *   vmctl balloon DIR SIZE               vmctl throttle DIR BR,BW,IR,IW
  *   vmctl migrate-send DIR  (stream on stdout, stats JSON on stderr)
  *   vmctl migrate-receive DIR (stream on stdin)
  *   vmctl probe --state SDIR --image IMG [--timeout-ms N]
@@ -36,7 +36,8 @@
 
 struct opts {
 	const char *image, *machine, *accel, *state, *disk, *backing;
-	unsigned memory_mib, cpus, rows, cols;
+	uint64_t memory;
+	unsigned cpus, rows, cols;
 	int timeout_ms;
 	bool incoming, no_wait, tty;
 	struct vm_throttle throttle;
@@ -68,6 +69,24 @@ static int parse_throttle(const char *s, struct vm_throttle *t)
 	return 0;
 }
 
+/* "256" (MiB), "256MiB", "1KiB", "1GiB", "1048576B" */
+static int parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	static const struct {
+		const char *unit;
+		unsigned shift;
+	} units[] = { { "", 20 }, { "B", 0 }, { "KiB", 10 }, { "MiB", 20 }, { "GiB", 30 } };
+	for (size_t i = 0; end != s && !errno && i < ARRAY_SIZE(units); i++)
+		if (strcmp(end, units[i].unit) == 0 && v <= (UINT64_MAX >> units[i].shift)) {
+			*ret = (uint64_t)v << units[i].shift;
+			return 0;
+		}
+	return vm_refuse(EINVAL, "size \"%s\": want a number of MiB or N{B,KiB,MiB,GiB}", s);
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -76,14 +95,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "throttle", 1, 0, 'T' }, { "timeout-ms", 1, 0, 'w' }, { "no-wait", 0, 0, 'n' }, { "size", 1, 0, 'S' },
 		{ "backing", 1, 0, 'b' }, { "tty", 0, 0, 't' },      { 0, 0, 0, 0 },
 	};
-	*o = (struct opts){ .machine = "microvm", .accel = "tcg", .memory_mib = 256, .cpus = 1, .timeout_ms = 60000 };
+	*o = (struct opts){ .machine = "microvm", .accel = "tcg", .memory = 256ull << 20, .cpus = 1, .timeout_ms = 60000 };
 	optind = 2;
 	int c;
 	while ((c = getopt_long(argc, argv, "+t", lo, NULL)) != -1) {
 		switch (c) {
 		case 'i': o->image = optarg; break;
 		case 'M': o->machine = optarg; break;
-		case 'm': o->memory_mib = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'm': {
+			int r = parse_size(optarg, &o->memory);
+			if (r < 0)
+				return r;
+			break;
+		}
 		case 'c': o->cpus = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'a': o->accel = optarg; break;
 		case 's': o->state = optarg; break;
@@ -145,7 +169,7 @@ static int make_config(const char *dir, const struct opts *o, struct vm_image *i
 	if (r < 0)
 		return r;
 	*c = (struct vm_config){ .name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir, .vcpus = o->cpus,
-				 .memory = (uint64_t)o->memory_mib << 20, .kernel = img->kernel, .initrd = img->initrd,
+				 .memory = o->memory, .kernel = img->kernel, .initrd = img->initrd,
 				 .throttle = o->throttle, .incoming = o->incoming };
 	if ((r = vm_machine_from_name(o->machine, &c->machine)) < 0 || (r = vm_accel_from_name(o->accel, &c->accel)) < 0)
 		return r;
@@ -365,7 +389,10 @@ static int cmd_vm(const char *cmd, int dirfd, const struct opts *o, char **rest)
 		if ((r = vm_status(v, st, sizeof st)) == 0)
 			out = json_pack("{s:s}", "status", st);
 	} else if (strcmp(cmd, "balloon") == 0) {
-		r = rest[0] ? vm_set_memory(v, strtoull(rest[0], NULL, 10) << 20) : vm_refuse(EINVAL, "balloon DIR MIB");
+		uint64_t b = 0;
+		r = rest[0] ? parse_size(rest[0], &b) : vm_refuse(EINVAL, "balloon DIR SIZE");
+		if (r == 0)
+			r = vm_set_memory(v, b);
 	} else if (strcmp(cmd, "throttle") == 0) {
 		struct vm_throttle t;
 		r = rest[0] ? parse_throttle(rest[0], &t) : vm_refuse(EINVAL, "throttle DIR BR,BW,IR,IW");
