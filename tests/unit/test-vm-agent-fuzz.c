@@ -36,7 +36,7 @@ static size_t seed_stream(uint8_t *out)
 	n += put_frame(out + n, AGENT_STDOUT, 9, "hello world\n", 12);
 	n += put_frame(out + n, AGENT_STDERR, 9, "oops\n", 5);
 	n += put_frame(out + n, AGENT_EXIT, 9, m, 8);
-	n += put_frame(out + n, AGENT_ERROR, 11, "\2\0\0\0exec \"x\": gone", 20);
+	n += put_frame(out + n, AGENT_ERROR, 11, "\2\0\0\0exec \"x\": gone", 18);
 	n += put_frame(out + n, AGENT_OK, 13, m, 0);
 	n += put_frame(out + n, AGENT_MEMINFO_REPLY, 15, m, 24);
 	return n;
