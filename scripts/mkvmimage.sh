@@ -68,7 +68,7 @@ if [[ ! -f "$kdir/done" ]]; then
 	found=
 	for sig in 'xz:\xfd7zXZ\x00' 'zstd:\x28\xb5\x2f\xfd' 'lz4:\x02\x21\x4c\x18' 'gzip:\x1f\x8b\x08'; do
 		name=${sig%%:*}
-		command -v "${name/gzip/gzip}" >/dev/null || continue
+		command -v "$name" >/dev/null || continue
 		for pos in $(LC_ALL=C grep -aboP "${sig#*:}" "$vmlinuz" | cut -d: -f1 | head -n 5); do
 			case $name in
 			xz) dec=(xz -dc) ;; zstd) dec=(zstd -dc) ;; lz4) dec=(lz4 -dc) ;; gzip) dec=(gzip -dc) ;;

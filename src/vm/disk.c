@@ -32,6 +32,9 @@ static const char *img_error(char *err)
 
 static int info_json(const char *path, json_t **ret)
 {
+	/* qemu-img too reads "json:{...}" or "nbd:..." as a protocol */
+	if (path[0] != '/')
+		return vm_refuse(EINVAL, "disk %s: not an absolute path", path);
 	char *argv[] = { qemu_img(), "info", "--output=json", "-U", "-f", "qcow2", (char *)path, NULL };
 	_cleanup_free_ char *out = NULL, *err = NULL;
 	int status, r = vm_run(argv, QEMU_IMG_TIMEOUT_MS, &out, &err, &status);
@@ -111,8 +114,8 @@ int vm_disk_check(const char *path, const char *backing)
 
 int vm_disk_overlay_create(const char *base, const char *path)
 {
-	if (base[0] != '/')
-		return vm_refuse(EINVAL, "disk %s: the base %s must be an absolute path", path, base);
+	if (base[0] != '/' || path[0] != '/')
+		return vm_refuse(EINVAL, "disk %s: the disk and its base %s must be absolute paths", path, base);
 	if (strchr(base, ',') || strchr(path, ','))
 		return vm_refuse(EINVAL, "disk %s: file names with a comma are not supported by QEMU's options", path);
 	struct stat st;

@@ -44,6 +44,10 @@ static int regular_file(const char *what, const char *path)
 	struct stat st;
 	if (!path || !*path)
 		return vm_refuse(EINVAL, "%s: no file given", what);
+	/* QEMU reads "json:{...}" or "nbd:..." in a file name as a protocol;
+	 * an absolute path is always a file. */
+	if (path[0] != '/')
+		return vm_refuse(EINVAL, "%s %s: not an absolute path", what, path);
 	if (stat(path, &st) < 0)
 		return err_set(errno, "%s %s", what, path);
 	if (!S_ISREG(st.st_mode))

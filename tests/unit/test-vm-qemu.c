@@ -73,6 +73,17 @@ int main(void)
 	c.disk = dir;
 	CHECK_INT(vm_config_check(&c), -EINVAL);
 	CHECK_CONTAINS(err_msg(), "not a regular file");
+	/* QEMU would read these as protocols, not files */
+	c = base();
+	c.disk = "json:{\"driver\": \"file\", \"filename\": \"/etc/shadow\"}";
+	CHECK_INT(vm_config_check(&c), -EINVAL);
+	CHECK_CONTAINS(err_msg(), "not an absolute path");
+	c = base();
+	c.initrd = "nbd:localhost:10809";
+	CHECK_INT(vm_config_check(&c), -EINVAL);
+	CHECK_CONTAINS(err_msg(), "VM v1: initrd nbd:localhost:10809: not an absolute path");
+	CHECK_INT(vm_disk_check("json:{}", NULL), -EINVAL);
+	CHECK_INT(vm_disk_overlay_create("/base.qcow2", "relative.qcow2"), -EINVAL);
 	c = base();
 	c.accel = VM_ACCEL_AUTO;
 	CHECK_INT(vm_config_check(&c), -EINVAL);

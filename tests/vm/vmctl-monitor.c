@@ -97,7 +97,9 @@ void vmctl_monitor(int dirfd, const struct vm_config *c, const struct vm_start_o
 			if (n > 0) {
 				if (log >= 0)
 					(void)write_all(log, buf, (size_t)n);
-				if (client >= 0 && write_all(client, buf, (size_t)n) < 0) {
+				/* A client that does not keep up is dropped: it must never
+				 * stall the console, and with it the guest. */
+				if (client >= 0 && send(client, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
 					close(client);
 					client = -1;
 				}

@@ -178,9 +178,10 @@ static int make_config(const char *dir, const struct opts *o, struct vm_image *i
 		if ((r = vm_accel_choose(o->state ? o->state : dir, img, -1, &c->accel, &why)) < 0)
 			return r;
 	}
+	_cleanup_free_ char *absdir = realpath(dir, NULL);
 	if (o->disk)
 		*disk = realpath(o->disk, NULL) ?: strdup(o->disk);
-	else if (asprintf(disk, "%s/root.qcow2", dir) < 0)
+	else if (asprintf(disk, "%s/root.qcow2", absdir ? absdir : dir) < 0)
 		*disk = NULL;
 	if (!*disk)
 		return err_set(ENOMEM, "disk path");
@@ -456,11 +457,16 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "argv") == 0)
 		return cmd_argv(target, &o);
 	if (strcmp(cmd, "check-disk") == 0) {
-		r = vm_disk_check(target, o.backing);
+		_cleanup_free_ char *abs = realpath(target, NULL);
+		r = vm_disk_check(abs ? abs : target, o.backing);
 		return r < 0 ? fail(r) : 0;
 	}
 	if (strcmp(cmd, "overlay") == 0) {
-		r = rest[0] ? vm_disk_overlay_create(target, rest[0]) : vm_refuse(EINVAL, "overlay BASE FILE");
+		_cleanup_free_ char *abs = NULL;
+		char cwd[4096];
+		if (rest[0] && rest[0][0] != '/' && getcwd(cwd, sizeof cwd) && asprintf(&abs, "%s/%s", cwd, rest[0]) < 0)
+			abs = NULL;
+		r = rest[0] ? vm_disk_overlay_create(target, abs ? abs : rest[0]) : vm_refuse(EINVAL, "overlay BASE FILE");
 		return r < 0 ? fail(r) : 0;
 	}
 	if (strcmp(cmd, "probe") == 0) {
