@@ -180,7 +180,8 @@ static int request(struct agent *a, uint16_t type, const void *data, size_t len,
 		if (h.session != sid)
 			continue; /* output of another session, or a late answer */
 		if (h.type == want) {
-			memcpy(ret, p, ret_len < h.len ? ret_len : h.len);
+			if (ret && ret_len)
+				memcpy(ret, p, ret_len < h.len ? ret_len : h.len);
 			return 0;
 		}
 		if (h.type == AGENT_ERROR)
@@ -230,12 +231,36 @@ int agent_open_fd(int fd, const char *what, int timeout_ms, struct agent **ret)
 	return 0;
 }
 
+/* Connect and resync, again and again until the deadline. With two or more
+ * vCPUs under TCG, QEMU 7.2 now and then leaves a new client of a socket
+ * chardev waiting unaccepted after the previous one left (seen here in about
+ * 1 of 30 connections): nothing then reaches the guest, and only another
+ * connection wakes QEMU's listener. So each attempt waits a second at first
+ * (longer later, for a guest still booting) before the next connection. */
 int agent_connect_at(int dirfd, const char *what, int timeout_ms, struct agent **ret)
 {
-	int fd, r = vm_socket_connect(dirfd, VM_AGENT_SOCKET, &fd);
-	if (r < 0)
-		return err_wrap(r, "agent of %s", what);
-	return agent_open_fd(fd, what, timeout_ms, ret);
+	long long deadline = deadline_of(timeout_ms);
+	int attempt = 1000;
+	for (;;) {
+		int fd, r = vm_socket_connect(dirfd, VM_AGENT_SOCKET, &fd);
+		if (r == 0) {
+			int left = left_of(deadline);
+			r = agent_open_fd(fd, what, left >= 0 && left < attempt ? left : attempt, ret);
+			if (r == 0)
+				return 0;
+		} else if (r != -EAGAIN) {
+			return err_wrap(r, "agent of %s", what);
+		} else {
+			usleep(100000);
+		}
+		if ((r != -ETIMEDOUT && r != -EAGAIN) || left_of(deadline) == 0) {
+			if (r == -ETIMEDOUT)
+				return vm_refuse(ETIMEDOUT, "agent of %s: no answer within %d ms (is the guest up?)", what, timeout_ms);
+			return r;
+		}
+		if (attempt < 4000)
+			attempt *= 2;
+	}
 }
 
 void agent_close(struct agent *a)

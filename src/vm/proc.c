@@ -311,11 +311,15 @@ int vm_socket_connect(int dirfd, const char *name, int *ret_fd)
 	int r = sock_addr_at(dirfd, name, &sa);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: QEMU serves one client at a time, the others wait in
+	 * the listen backlog, and a blocking connect to a full backlog would
+	 * wait without a deadline. */
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return err_set(errno, "socket");
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-		return err_set(errno, "connect to %s", name);
+		return errno == EAGAIN ? vm_refuse(EAGAIN, "connect to %s: busy (its backlog is full)", name)
+				       : err_set(errno, "connect to %s", name);
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }

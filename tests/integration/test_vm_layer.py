@@ -102,16 +102,18 @@ class VM:
 def vmbase():
     base = Path(tempfile.mkdtemp(prefix="isola-vm-it."))
     yield base
-    # Whatever a failed test left running goes, then the check that nothing
-    # was left by the code under test (a passing test stopped its VMs).
-    leftovers = set(qemu_pids(str(base)))
+    # What a failed test left running goes (a passing test stopped its VMs
+    # and checked that nothing was left); each monitor records the exit
+    # before the directory is removed.
     for d in base.iterdir():
-        leftovers.update(qemu_pids(f"guest={d.name}"))
-    for pid in leftovers:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+        pids = set(qemu_pids(f"guest={d.name}"))
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        if pids and (d / "vm.json").exists():
+            wait_for(lambda: (d / "exit.json").exists(), timeout=10, what=f"{d}/exit.json")
     shutil.rmtree(base)
     assert not base.exists()
 
