@@ -71,8 +71,14 @@ def by_hand(d, machine, overlay):
     t0 = time.monotonic()
     p = subprocess.Popen(argv, pass_fds=(3, 4, 5), preexec_fn=place, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    drain = threading.Thread(target=lambda: [None for _ in iter(lambda: con.recv(65536), b"")], daemon=True)
-    drain.start()
+    def drain():  # QEMU stalls the guest when its console is not read
+        try:
+            while con.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
     c = socket.socket(socket.AF_UNIX)
     c.connect(str(d / "h-agent.sock"))
     c.sendall(struct.pack("<IHHII", MAGIC, 1, 0, 1, 8) + struct.pack("<Q", 77))

@@ -28,7 +28,7 @@
  *             q35; the agent's poweroff on microvm, ACPI as fallback), QMP
  *             quit after the timeout, SIGKILL after that; --force: vm_kill().
  *   pause     vm_pause() / vm_resume() (QMP stop / cont).
- *   exec      agent_connect(agent.sock) + agent_exec() (stdio relayed, pty
+ *   exec      agent_connect_at(dir) + agent_exec() (stdio relayed, pty
  *             with window size, exit code or signal).
  *   limits    vm_set_memory() (virtio-balloon; guest RAM is fixed at start),
  *             vm_set_throttle() (block_set_io_throttle), vcpus at next start.
@@ -37,6 +37,31 @@
  *             vm_migrate_incoming(fd) and vm_migrate_wait(); source:
  *             vm_migrate_send(fd) -> total time and downtime. The stream is
  *             QEMU's own (fd: migration), so it can go over any pipe.
+ *
+ * Notes for that integration:
+ *   - The console must be read all the time (QEMU stalls the guest's serial
+ *     port, and with it the guest, when nobody reads): the monitor keeps
+ *     console.log and drops an `isola console` client that does not keep up.
+ *   - QMP and the agent's port serve one client at a time: a command
+ *     connects, acts and disconnects (vm_qmp_release). The agent protocol
+ *     already carries several sessions on one connection, so a monitor that
+ *     keeps the agent connection could multiplex concurrent `isola exec`s;
+ *     until then a second exec waits for the first (agent_connect_at retries
+ *     until its timeout).
+ *   - Exit and restart policy: QEMU exits 0 on a power-off, 1 on a guest
+ *     kernel panic (on-failure restarts it), by a signal when killed; a
+ *     reboot inside the guest resets it in place (QEMU goes on).
+ *   - Resources: QEMU goes into the instance's cgroup (a fractional
+ *     limits.cpu becomes a CPU quota there); its RSS is about the guest's
+ *     RAM (230 MiB for an idle 256 MiB guest here), so a cgroup memory limit
+ *     needs headroom above limits.memory.
+ *   - QEMU runs as root with its seccomp sandbox; running it as an
+ *     unprivileged user (-runas, files owned for it) is left to the manager.
+ *   - Network: a tap fd from the networks layer (vm_start_opts.tap_fd /
+ *     vm_fds.tap) becomes a virtio-net NIC.
+ *   - Migration between stores: start the destination paused with the
+ *     migration capability late-block-activate, stream the RAM, copy the
+ *     overlay while the source is paused at the end, then `cont`.
  *
  * Every function returns 0 or a negative errno with err_msg() naming the
  * VM, the file or the setting (util/err.h). Every wait has a timeout. */
@@ -154,7 +179,6 @@ struct vm;
 
 struct vm_start_opts {
 	int dirfd;        /* runtime directory: qmp.sock, agent.sock, qemu.log */
-	int console_fd;   /* our end of the console socketpair is returned here (-1: none) */
 	int tap_fd;       /* -1: no network */
 	bool check_disk;  /* vm_disk_check(disk, backing) first */
 	const char *backing; /* the base the disk must be an overlay on (check_disk) */
@@ -162,8 +186,9 @@ struct vm_start_opts {
 /* Start QEMU as our child (for a monitor, a test driver, a benchmark):
  * check, sockets, console socketpair, fork + vm_exec_qemu. QEMU's stderr
  * goes to qemu.log in dirfd; a QEMU that exits at once is reported with the
- * log's last line. The caller must read *console_out (QEMU blocks when the
- * console is not read). */
+ * log's last line. *console_out (NULL: no console) gets our end of the
+ * console's socketpair; the caller must keep reading it (QEMU stalls the
+ * guest when the console is not read). */
 int vm_start(const struct vm_config *c, const struct vm_start_opts *o, int *console_out, struct vm **ret);
 /* A VM started by another process (the monitor): by pid, whose start time
  * (field 22 of /proc/PID/stat) must be `starttime` (0: not checked). */
@@ -202,7 +227,7 @@ int vm_stop(struct vm *v, int timeout_ms, struct vm_exit *ret);
 int vm_kill(struct vm *v, struct vm_exit *ret);
 int vm_pause(struct vm *v);
 int vm_resume(struct vm *v);
-/* "running", "paused", "inmigrate", "postmigrate", ... (static string). */
+/* QEMU's run state into buf: "running", "paused", "inmigrate", "postmigrate", ... */
 int vm_status(struct vm *v, char *buf, size_t len);
 /* Balloon: the guest's memory becomes `bytes` (<= the configured memory). */
 int vm_set_memory(struct vm *v, uint64_t bytes);

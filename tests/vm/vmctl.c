@@ -205,7 +205,7 @@ static int cmd_start(const char *dir, const struct opts *o)
 		vm_image_free(&img);
 		return fail(r);
 	}
-	struct vm_start_opts so = { .dirfd = dirfd, .console_fd = -1, .tap_fd = -1, .check_disk = !o->incoming, /* the source holds it */
+	struct vm_start_opts so = { .dirfd = dirfd, .tap_fd = -1, .check_disk = !o->incoming, /* the source holds it */
 				    .backing = o->disk ? o->backing : img.base };
 	int rep[2];
 	if (pipe2(rep, O_CLOEXEC) < 0)
