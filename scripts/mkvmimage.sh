@@ -57,10 +57,14 @@ fi
 # compressed bzImage, for PVH boot) and the modules the guest needs.
 kdir="$cache/$(basename "$deb" .deb)"
 if [[ ! -f "$kdir/done" ]]; then
-	rm -rf "$kdir" "$kdir.tmp"
-	mkdir -p "$kdir.tmp/x"
-	dpkg-deb -x "$deb" "$kdir.tmp/x"
-	vmlinuz=$(find "$kdir.tmp/x/boot" -name 'vmlinuz-*' | head -n 1)
+	# A private temporary directory, renamed into place at the end: a build
+	# killed half-way, or one running beside this one, leaves no half cache.
+	rm -rf "$kdir"
+	ktmp=$(mktemp -d "$kdir.tmp.XXXXXX")
+	trap 'rm -rf "$ktmp"' EXIT
+	mkdir -p "$ktmp/x"
+	dpkg-deb -x "$deb" "$ktmp/x"
+	vmlinuz=$(find "$ktmp/x/boot" -name 'vmlinuz-*' | head -n 1)
 	[[ -n "$vmlinuz" ]] || die "$deb: no /boot/vmlinuz-*"
 	release=${vmlinuz##*/vmlinuz-}
 	# The bzImage's payload: find each compressor's magic and keep the first
@@ -73,8 +77,8 @@ if [[ ! -f "$kdir/done" ]]; then
 			case $name in
 			xz) dec=(xz -dc) ;; zstd) dec=(zstd -dc) ;; lz4) dec=(lz4 -dc) ;; gzip) dec=(gzip -dc) ;;
 			esac
-			tail -c +$((pos + 1)) "$vmlinuz" | "${dec[@]}" >"$kdir.tmp/vmlinux" 2>/dev/null || true
-			if [[ "$(head -c 4 "$kdir.tmp/vmlinux" | od -An -t x1 | tr -d ' ')" == 7f454c46 ]]; then
+			tail -c +$((pos + 1)) "$vmlinuz" | "${dec[@]}" >"$ktmp/vmlinux" 2>/dev/null || true
+			if [[ "$(head -c 4 "$ktmp/vmlinux" | od -An -t x1 | tr -d ' ')" == 7f454c46 ]]; then
 				found=$name
 				break 2
 			fi
@@ -82,14 +86,14 @@ if [[ ! -f "$kdir/done" ]]; then
 	done
 	[[ -n "$found" ]] || die "$vmlinuz: no xz, zstd, lz4 or gzip payload decompresses to an ELF vmlinux"
 	# PVH entry point: the Xen ELF note XEN_ELFNOTE_PHYS32_ENTRY (type 18).
-	readelf -n "$kdir.tmp/vmlinux" 2>/dev/null | grep -q 'Unknown note type: (0x00000012)' ||
+	readelf -n "$ktmp/vmlinux" 2>/dev/null | grep -q 'Unknown note type: (0x00000012)' ||
 		die "$vmlinuz: the kernel has no PVH entry point (CONFIG_PVH)"
-	mdir="$kdir.tmp/x/lib/modules/$release"
-	mkdir -p "$kdir.tmp/modules"
+	mdir="$ktmp/x/lib/modules/$release"
+	mkdir -p "$ktmp/modules"
 	# Modules to load, in this order, each after its dependencies. The package
 	# ships no modules.dep (depmod makes it at install time): read each
 	# module's "depends=" from its .modinfo section instead.
-	want=(virtio_mmio virtio_pci virtio_blk virtio_console virtio_balloon virtio_net pvpanic_mmio button evdev ext4)
+	want=(virtio_mmio virtio_pci virtio_blk virtio_console virtio_balloon virtio_net pvpanic_mmio button evdev crc32c_generic ext4)
 	declare -A path_of=() seen=()
 	while IFS= read -r p; do
 		n=${p##*/}
@@ -111,14 +115,15 @@ if [[ ! -f "$kdir/done" ]]; then
 	for m in "${want[@]}"; do add "$m"; done
 	for p in "${order[@]}"; do
 		[[ "$p" == *.ko ]] || die "$p: compressed modules are not supported by busybox insmod here"
-		cp "$mdir/$p" "$kdir.tmp/modules/"
-		echo "${p##*/}" >>"$kdir.tmp/modules/load-order"
+		cp "$mdir/$p" "$ktmp/modules/"
+		echo "${p##*/}" >>"$ktmp/modules/load-order"
 	done
-	echo "$release" >"$kdir.tmp/kernel.release"
-	echo "$found" >"$kdir.tmp/payload"
-	rm -rf "$kdir.tmp/x"
-	touch "$kdir.tmp/done"
-	mv "$kdir.tmp" "$kdir"
+	echo "$release" >"$ktmp/kernel.release"
+	echo "$found" >"$ktmp/payload"
+	rm -rf "$ktmp/x"
+	touch "$ktmp/done"
+	mv -T "$ktmp" "$kdir" 2>/dev/null || rm -rf "$ktmp" # another build was first
+	trap - EXIT
 fi
 release=$(cat "$kdir/kernel.release")
 
