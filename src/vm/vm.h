@@ -210,8 +210,10 @@ int vm_wait_ready(struct vm *v, int timeout_ms);
 
 enum vm_exit_kind { VM_EXIT_POWEROFF, VM_EXIT_CRASH, VM_EXIT_KILLED, VM_EXIT_FAILED };
 struct vm_exit {
-	enum vm_exit_kind kind;
-	int status;       /* the wait status; -1 when QEMU was not our child */
+	enum vm_exit_kind kind; /* when QEMU was not our child: what was asked for
+				 * (poweroff by vm_stop, killed by vm_kill); its
+				 * parent, the monitor, knows the real one */
+	int status;             /* the wait status; -1 when QEMU was not our child */
 };
 /* A QEMU wait status: exit 0 is a power-off (guest poweroff or quit),
  * exit 1 a guest crash (pvpanic with -action panic=exit-failure) or a QEMU
