@@ -33,11 +33,15 @@ MGR_SRC  := $(wildcard src/manager/*.c)
 ISOLA_SRC := $(wildcard src/cmd/isola/*.c)
 MGR_LIBS := -lsqlite3 -larchive -lcrypto
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
+# The virtual-machine layer (src/vm): QEMU command lines, the QMP client, the
+# guest agent's host side. Linked into the test driver and unit tests for now.
+VM_SRC   := $(wildcard src/vm/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 OCI_OBJ  := $(OCI_SRC:%.c=$(BUILD)/obj/%.o)
 MGR_OBJ  := $(MGR_SRC:%.c=$(BUILD)/obj/%.o)
 ISOLA_OBJ := $(ISOLA_SRC:%.c=$(BUILD)/obj/%.o)
+VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/obj/%.o)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 
 all: $(BUILD)/isola-oci $(BUILD)/isola $(BUILD)/isola-monitor $(BUILD)/rootfs.stamp
@@ -70,6 +74,38 @@ $(BUILD)/isola-monitor: $(MON_SRC) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LINKMODE) $(HARDEN_LDFLAGS) -o $@ $(MON_SRC)
 
+$(BUILD)/libisola-vm.a: $(VM_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# The guest agent runs inside the VM: static, no library of ours, and never
+# built with the sanitizers (its own flags, whatever CFLAGS the build has).
+AGENT_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE -Isrc $(WARN) -fno-strict-aliasing -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 \
+                -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE -frecord-gcc-switches
+$(BUILD)/isola-agent: $(wildcard src/cmd/isola-agent/*.c) src/vm/agent-proto.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(AGENT_CFLAGS) -static-pie $(HARDEN_LDFLAGS) -o $@ $(filter %.c,$^)
+
+# The built-in VM image (kernel, initramfs, base disk) under $(BUILD)/vm,
+# made from Debian packages by scripts/mkvmimage.sh; the downloaded kernel
+# package and what is extracted from it stay in build/vm-cache for every
+# build directory. Built for `make vm` and the integration tests, not by `make`.
+$(BUILD)/vm.stamp: scripts/mkvmimage.sh $(BUILD)/isola-agent
+	scripts/mkvmimage.sh $(BUILD)/vm $(BUILD)/isola-agent build/vm-cache
+	@touch $@
+
+# The VM layer's test driver (tests/vm): the library's operations as commands.
+$(BUILD)/vmctl: $(wildcard tests/vm/*.c) $(BUILD)/libisola-vm.a $(BUILD)/libisola.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -pie $(HARDEN_LDFLAGS) -o $@ $(filter %.c,$^) $(BUILD)/libisola-vm.a $(BUILD)/libisola.a $(LIBS)
+
+vm: $(BUILD)/vm.stamp $(BUILD)/vmctl
+
+# Unit tests of the VM layer (test-vm-*.c) link its library.
+$(BUILD)/unit/test-vm-%: tests/unit/test-vm-%.c $(BUILD)/libisola-vm.a $(BUILD)/libisola.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola-vm.a $(BUILD)/libisola.a $(LIBS)
+
 # Unit tests of the manager (test-image-*.c, test-manager-*.c) also link the manager library.
 MGR_UNIT_LINK = $(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libisola-manager.a $(BUILD)/libisola.a $(LIBS) $(MGR_LIBS)
 $(BUILD)/unit/test-image-%: tests/unit/test-image-%.c $(BUILD)/libisola-manager.a $(BUILD)/libisola.a tests/unit/unit.h
@@ -101,11 +137,11 @@ unit: $(UNITS)
 
 # The hardening flags above must show in the binaries (PIE, full RELRO,
 # stack protector, stack clash and CET instrumentation, FORTIFY); see the script.
-check-hardening: all
-	scripts/check-hardening.sh --static $(BUILD)/isola-oci $(BUILD)/isola-monitor
+check-hardening: all $(BUILD)/isola-agent
+	scripts/check-hardening.sh --static $(BUILD)/isola-oci $(BUILD)/isola-monitor $(BUILD)/isola-agent
 	scripts/check-hardening.sh $(BUILD)/isola
 
-integration: all
+integration: all vm
 	ISOLA_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer pass: unit tests and one
@@ -113,7 +149,7 @@ integration: all
 asan:
 	$(MAKE) BUILD=build-asan STATIC= FORTIFY= WERROR=$(WERROR) \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	  all unit check-hardening integration PYTEST_ARGS="$(PYTEST_ARGS)"
+	  all vm unit check-hardening integration PYTEST_ARGS="$(PYTEST_ARGS)"
 
 check: deps all
 	$(MAKE) unit
@@ -127,5 +163,5 @@ bench: deps all
 clean:
 	rm -rf build build-asan
 
-.PHONY: all deps demo demo-oci unit check-hardening integration asan check bench clean
--include $(LIB_OBJ:.o=.d) $(OCI_OBJ:.o=.d) $(MGR_OBJ:.o=.d) $(ISOLA_OBJ:.o=.d)
+.PHONY: all deps demo demo-oci unit check-hardening integration asan check bench clean vm
+-include $(LIB_OBJ:.o=.d) $(OCI_OBJ:.o=.d) $(MGR_OBJ:.o=.d) $(ISOLA_OBJ:.o=.d) $(VM_OBJ:.o=.d)

@@ -38,6 +38,10 @@ PACKAGES=(
 	fuse3            # fusermount3: unmounting the LXCFS directory
 	e2fsprogs        # mke2fs, e2fsck, resize2fs: the per-instance ext4 disk image of limits.disk on a store without project quotas
 	lxc              # make bench: Debian's LXC (lxc-create -t busybox) as the instance-manager baseline
+	qemu-system-x86  # virtual machines (src/vm): qemu-system-x86_64, microvm and q35 machines, TCG or KVM
+	qemu-utils       # qemu-img: the VM image's base disk, per-VM qcow2 overlays, disk checks (src/vm/disk.c)
+	lz4              # scripts/mkvmimage.sh: the cloud kernel's bzImage payload is LZ4 (vmlinux for PVH boot)
+	xz-utils         # scripts/mkvmimage.sh: the generic kernel's bzImage payload is XZ (ISOLA_VM_KERNEL_PKG)
 )
 
 missing=()
