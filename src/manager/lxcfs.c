@@ -290,7 +290,8 @@ static void close_from(int lowfd)
 
 static void cgroup_procs_path(const char *root, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s%s/cgroup.procs", root, LXCFS_CGROUP);
+	if (snprintf(buf, size, "%s%s/cgroup.procs", root, LXCFS_CGROUP) >= (int)size)
+		buf[0] = '\0'; /* too long: opens nothing */
 }
 
 /* The hierarchy roots: /sys/fs/cgroup on cgroup v2, each v1 mount (and the
@@ -334,8 +335,8 @@ static size_t open_daemon_cgroups(int fds[], size_t max)
 		char path[PATH_MAX + 64];
 		if (own)
 			cgroup_procs_path(roots[i], path, sizeof path);
-		else
-			snprintf(path, sizeof path, "%s/cgroup.procs", roots[i]);
+		else if (snprintf(path, sizeof path, "%s/cgroup.procs", roots[i]) >= (int)sizeof path)
+			path[0] = '\0'; /* too long: opens nothing */
 		int fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd >= 0)
 			fds[n++] = fd;
